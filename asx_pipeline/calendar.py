@@ -1,0 +1,136 @@
+"""ASX trading sessions and the daily partitions built on them.
+
+Trading days come from exchange_calendars' "XASX" calendar, never from `weekday()`: one partition
+per session, keyed `YYYY-MM-DD` in Australia/Sydney, with weekends and ASX holidays excluded.
+
+Two Dagster traps shape this module:
+- a `"0 0 * * 1-5"` cron makes Friday's window end on Monday (dagster issue 17464), so the cron is
+  daily and non-sessions are *excluded*, which keeps every window exactly one day long;
+- the evening refresh needs today's session to be a partition before midnight, so the definition
+  uses `end_offset=1`. With exclusions that also exposes the *next* session early (at 2025-12-26
+  18:00 the last key is 2025-12-29), so `ensure_sessions_final` refuses a session whose data
+  cannot be final yet, before anything is fetched or written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from functools import lru_cache
+
+import exchange_calendars as xcals
+import pandas as pd
+from dagster import TimeWindowPartitionsDefinition
+
+ASX_TIMEZONE = "Australia/Sydney"
+PARTITION_FORMAT = "%Y-%m-%d"
+CALENDAR_START = dt.date(2000, 1, 3)
+# The calendar reaches at least this far so that sample data (indexed by session) never depends on
+# today's date; it reaches further when today is closer than a year to it.
+CALENDAR_MIN_END = dt.date(2031, 12, 31)
+
+# exchange_calendars' weekmask starts on Monday; cron's day-of-week counts from Sunday = 0.
+_CRON_DAY_OF_WEEK = [1, 2, 3, 4, 5, 6, 0]
+
+
+class SessionNotFinalError(ValueError):
+    """A session was asked for before its data can be final."""
+
+
+@lru_cache(maxsize=1)
+def asx_calendar() -> xcals.ExchangeCalendar:
+    """The XASX calendar, from 2000 to at least a year ahead."""
+    end = max(CALENDAR_MIN_END, dt.date.today() + dt.timedelta(days=400))
+    return xcals.get_calendar("XASX", start=CALENDAR_START.isoformat(), end=end.isoformat())
+
+
+def is_session(day: dt.date) -> bool:
+    return bool(asx_calendar().is_session(pd.Timestamp(day)))
+
+
+def sessions_between(first: dt.date, last: dt.date) -> list[dt.date]:
+    """Every session from `first` to `last`, both included."""
+    if last < first:
+        return []
+    sessions = asx_calendar().sessions_in_range(pd.Timestamp(first), pd.Timestamp(last))
+    return [ts.date() for ts in sessions]
+
+
+def sessions_in_window(start: dt.date, end: dt.date) -> list[dt.date]:
+    """Every session in the half-open window [start, end), the shape of a partition time window."""
+    return sessions_between(start, end - dt.timedelta(days=1))
+
+
+def session_close(session: dt.date) -> dt.datetime:
+    """When the session closes, in UTC (early closes, such as Christmas Eve, included)."""
+    return asx_calendar().session_close(pd.Timestamp(session)).to_pydatetime()
+
+
+def session_final_at(session: dt.date, delay_minutes: int) -> dt.datetime:
+    """When a session's end-of-day data can be trusted: the close plus the source's delay."""
+    return session_close(session) + dt.timedelta(minutes=delay_minutes)
+
+
+def ensure_sessions_final(
+    sessions: Sequence[dt.date], now: dt.datetime, delay_minutes: int
+) -> None:
+    """Refuse sessions whose data cannot be final yet, naming them and when they will be."""
+    pending = [s for s in sessions if session_final_at(s, delay_minutes) > now]
+    if not pending:
+        return
+    first = pending[0]
+    ready = session_final_at(first, delay_minutes).astimezone(_sydney())
+    names = ", ".join(s.isoformat() for s in pending)
+    raise SessionNotFinalError(
+        f"Session(s) {names} have not closed yet, or their end-of-day data is not final: "
+        f"{first.isoformat()} can be materialised from {ready:%Y-%m-%d %H:%M %Z} "
+        f"(the close plus ASX_DATA_DELAY_MINUTES={delay_minutes}). Nothing was written."
+    )
+
+
+def latest_final_session(now: dt.datetime, delay_minutes: int) -> dt.date:
+    """The most recent session whose data is final at `now`."""
+    today = now.astimezone(_sydney()).date()
+    for session in reversed(sessions_between(today - dt.timedelta(days=30), today)):
+        if session_final_at(session, delay_minutes) <= now:
+            return session
+    raise SessionNotFinalError(f"No final ASX session in the 30 days before {today}")
+
+
+def trading_day_partitions(start: dt.date) -> TimeWindowPartitionsDefinition:
+    """One partition per XASX session from the first session on or after `start`."""
+    calendar = asx_calendar()
+    first = calendar.date_to_session(pd.Timestamp(start), direction="next").date()
+    return TimeWindowPartitionsDefinition(
+        cron_schedule="0 0 * * *",
+        start=dt.datetime.combine(first, dt.time()),
+        timezone=ASX_TIMEZONE,
+        fmt=PARTITION_FORMAT,
+        end_offset=1,
+        exclusions=[*_non_trading_weekday_crons(), *_holidays_on_trading_weekdays(first)],
+    )
+
+
+def _non_trading_weekday_crons() -> list[str]:
+    weekmask = asx_calendar().weekmask
+    return [f"0 0 * * {_CRON_DAY_OF_WEEK[i]}" for i, flag in enumerate(weekmask) if flag == "0"]
+
+
+def _holidays_on_trading_weekdays(first: dt.date) -> list[dt.datetime]:
+    """Days the weekmask would trade on that are not sessions: the ASX's holidays."""
+    calendar = asx_calendar()
+    weekdays = pd.bdate_range(
+        pd.Timestamp(first), calendar.last_session, freq="C", weekmask=calendar.weekmask
+    )
+    sessions = calendar.sessions_in_range(pd.Timestamp(first), calendar.last_session)
+    return [dt.datetime.combine(day.date(), dt.time()) for day in weekdays.difference(sessions)]
+
+
+def partition_key(session: dt.date) -> str:
+    return session.strftime(PARTITION_FORMAT)
+
+
+def _sydney() -> dt.tzinfo:
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(ASX_TIMEZONE)

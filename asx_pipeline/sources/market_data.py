@@ -1,0 +1,78 @@
+"""The canonical frames every market-data source returns, and the interface they share.
+
+Assets only see these shapes, so switching ASX_MARKET_DATA between `yahoo` and `sample` changes
+where numbers come from and nothing else.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import pandas as pd
+
+# One row per company: symbol is the ASX code (e.g. BHP); market_cap is null when the directory
+# has no number (suspended or "--"); status is `active` or `suspended`.
+DIRECTORY_COLUMNS = [
+    "symbol",
+    "company_name",
+    "gics_industry_group",
+    "listing_date",
+    "market_cap",
+    "status",
+]
+# One row per (trade_date, yahoo_ticker): raw prices as traded plus adj_close.
+PRICE_COLUMNS = [
+    "trade_date",
+    "yahoo_ticker",
+    "open",
+    "high",
+    "low",
+    "close",
+    "adj_close",
+    "volume",
+]
+# One row per (ex_date, yahoo_ticker, action): action is `dividend` (cash per share) or `split`
+# (ratio new/old, so a 4:1 split is 4.0).
+ACTION_COLUMNS = ["ex_date", "yahoo_ticker", "action", "value"]
+
+
+class MarketDataError(RuntimeError):
+    """A source could not deliver what was asked; the message says what and why."""
+
+
+@dataclass
+class PriceHistory:
+    """What a source returned for some tickers over a range of sessions."""
+
+    prices: pd.DataFrame
+    actions: pd.DataFrame
+    # Tickers the source could not fetch, with the reason it gave (yfinance only logs these).
+    failed: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def empty(cls) -> PriceHistory:
+        return cls(pd.DataFrame(columns=PRICE_COLUMNS), pd.DataFrame(columns=ACTION_COLUMNS))
+
+
+class MarketDataSource(Protocol):
+    """A source of the ASX directory and of daily bars and corporate actions."""
+
+    name: str
+
+    def directory(self, as_of: dt.date) -> pd.DataFrame:
+        """The listed companies known on `as_of`, with DIRECTORY_COLUMNS."""
+        ...
+
+    def price_history(
+        self, tickers: Sequence[str], first: dt.date, last: dt.date
+    ) -> PriceHistory:
+        """Daily bars and actions for `tickers` (Yahoo form, `BHP.AX`) from first to last."""
+        ...
+
+
+def yahoo_ticker(symbol: str) -> str:
+    """The Yahoo Finance ticker of an ASX code: BHP -> BHP.AX."""
+    return f"{symbol}.AX"
