@@ -134,3 +134,11 @@ def _sydney() -> dt.tzinfo:
     from zoneinfo import ZoneInfo
 
     return ZoneInfo(ASX_TIMEZONE)
+
+
+@lru_cache(maxsize=1)
+def asx_trading_days() -> TimeWindowPartitionsDefinition:
+    """The partitions every daily asset shares, starting at ASX_START_DATE."""
+    from asx_pipeline.settings import get_settings
+
+    return trading_day_partitions(get_settings().asx_start_date)

@@ -79,7 +79,8 @@ class Settings(BaseSettings):
     @classmethod
     def _universe_shape(cls, value: str) -> str:
         compact = value.strip().replace(" ", "")
-        normalised = compact.lower() if compact.lower().startswith(("all", "top:")) else compact.upper()
+        is_keyword = compact.lower().startswith(("all", "top:"))
+        normalised = compact.lower() if is_keyword else compact.upper()
         if not _UNIVERSE_PATTERN.match(normalised):
             raise ValueError(
                 "expected `all`, `top:N` (N a positive whole number) or a comma list of ASX codes "

@@ -1,0 +1,41 @@
+# Every target sets up .venv itself, so a fresh clone needs only Python 3.11 and make.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+
+.PHONY: demo test ui bench lint clean
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+## demo: backfill the latest 60 sessions of offline sample data into DuckDB, then summarise
+demo: $(INSTALLED) $(DAGSTER_HOME)/dagster.yaml
+	ASX_MARKET_DATA=sample $(BIN)/asx-pipeline demo
+
+## test: lint, then the whole suite (no network; Postgres found or started by the tests)
+test: $(INSTALLED)
+	$(BIN)/ruff check asx_pipeline asx_pipeline_tests bench
+	$(BIN)/pytest
+
+## ui: the Dagster web UI and daemon on http://127.0.0.1:3000
+ui: $(INSTALLED) $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+## bench: benchmarks that print figures
+bench: $(INSTALLED)
+	$(BIN)/python bench/backfill.py
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check asx_pipeline asx_pipeline_tests bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,69 @@
+"""The one place that wires assets, checks, jobs, schedules, sensors and resources.
+
+Resources are configured here from the validated settings; secrets go in as `EnvVar`s so that
+Dagster resolves them at run time and the UI shows the variable's name, never its value.
+"""
+
+from __future__ import annotations
+
+from dagster import AssetSelection, Definitions, EnvVar, define_asset_job
+from dotenv import load_dotenv
+
+from asx_pipeline.assets.prices import market_bars
+from asx_pipeline.assets.symbols import asx_symbols
+from asx_pipeline.settings import Settings, get_settings
+from asx_pipeline.sources.resource import MarketDataResource
+from asx_pipeline.warehouse.io_manager import WarehouseIOManager
+
+# Dagster's CLI and webserver read .env themselves, but `python -m`, pytest and cron do not.
+load_dotenv(override=False)
+
+CORE_ASSETS = AssetSelection.assets("asx_symbols", "daily_prices", "corporate_actions")
+
+asx_core_job = define_asset_job(
+    name="asx_core",
+    selection=CORE_ASSETS,
+    description="The ASX directory, daily prices and corporate actions for a range of sessions.",
+)
+
+
+def market_data_resource(settings: Settings) -> MarketDataResource:
+    return MarketDataResource(
+        source=settings.asx_market_data,
+        universe=settings.asx_universe,
+        data_dir=str(settings.asx_data_dir),
+        directory_source=settings.asx_directory_source,
+        sample_symbols=settings.asx_sample_symbols,
+        yahoo_batch_size=settings.asx_yahoo_batch_size,
+        yahoo_requests_per_second=settings.asx_yahoo_requests_per_second,
+        yahoo_max_retries=settings.asx_yahoo_max_retries,
+        data_delay_minutes=settings.asx_data_delay_minutes,
+    )
+
+
+def warehouse_io_manager(settings: Settings) -> WarehouseIOManager:
+    backend = settings.warehouse_backend
+    return WarehouseIOManager(
+        backend=backend,
+        duckdb_path=str(settings.duckdb_path),
+        duckdb_lock_timeout_seconds=settings.asx_duckdb_lock_timeout_seconds,
+        postgres_url=EnvVar("SUPABASE_DB_URL") if backend == "postgres" else None,
+        supabase_url=EnvVar("SUPABASE_URL") if backend == "rest" else None,
+        supabase_service_role_key=(
+            EnvVar("SUPABASE_SERVICE_ROLE_KEY") if backend == "rest" else None
+        ),
+    )
+
+
+def build_definitions(settings: Settings) -> Definitions:
+    return Definitions(
+        assets=[asx_symbols, market_bars],
+        jobs=[asx_core_job],
+        resources={
+            "market_data": market_data_resource(settings),
+            "warehouse_io_manager": warehouse_io_manager(settings),
+        },
+    )
+
+
+defs = build_definitions(get_settings())

@@ -1,0 +1,59 @@
+"""The market-data resource: which source, which universe, and when a session is final."""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from dagster import ConfigurableResource
+from pydantic import PrivateAttr
+
+from asx_pipeline.calendar import ensure_sessions_final
+from asx_pipeline.sources.market_data import MarketDataSource
+
+
+class MarketDataResource(ConfigurableResource):
+    """Gives assets a market-data source; configured from settings in definitions.py."""
+
+    source: Literal["yahoo", "sample"] = "yahoo"
+    universe: str = "top:200"
+    data_dir: str = "data"
+    directory_source: str = ""
+    sample_symbols: int | None = None
+    yahoo_batch_size: int = 100
+    yahoo_requests_per_second: float = 2.0
+    yahoo_max_retries: int = 5
+    data_delay_minutes: int = 30
+
+    _client: MarketDataSource | None = PrivateAttr(default=None)
+
+    def client(self) -> MarketDataSource:
+        """One source object per resource instance, so a run fetches the directory once."""
+        if self._client is None:
+            self._client = self._build_client()
+        return self._client
+
+    def ensure_final(self, sessions: list[dt.date], now: dt.datetime | None = None) -> None:
+        """Refuse sessions whose end-of-day data cannot be final yet (see calendar.py)."""
+        ensure_sessions_final(sessions, now or dt.datetime.now(dt.UTC), self.data_delay_minutes)
+
+    @cached_property
+    def cache_dir(self) -> Path:
+        return Path(self.data_dir) / "cache"
+
+    def _build_client(self) -> MarketDataSource:
+        if self.source == "sample":
+            from asx_pipeline.sources.sample import SampleMarketData
+
+            return SampleMarketData(symbols=self.sample_symbols)
+        from asx_pipeline.sources.yahoo import YahooMarketData
+
+        return YahooMarketData(
+            cache_dir=self.cache_dir / "yfinance",
+            batch_size=self.yahoo_batch_size,
+            requests_per_second=self.yahoo_requests_per_second,
+            max_retries=self.yahoo_max_retries,
+            directory_source=self.directory_source,
+        )
