@@ -41,6 +41,14 @@ def create_table_sql(table: TableSpec) -> str:
     return f'CREATE TABLE IF NOT EXISTS "{table.name}" ({", ".join(columns)}, PRIMARY KEY ({key}))'
 
 
+def _scope_condition(table: TableSpec) -> str:
+    """Narrow the delete to the scope values present in `incoming_rows` (see TableSpec)."""
+    if not table.replace_scope:
+        return ""
+    columns = ", ".join(f'"{name}"' for name in table.replace_scope)
+    return f" AND ({columns}) IN (SELECT DISTINCT {columns} FROM incoming_rows)"
+
+
 class DuckDBWarehouse:
     """A DuckDB file shared safely by every process of one machine."""
 
@@ -60,12 +68,12 @@ class DuckDBWarehouse:
         with self._connection() as connection:
             try:
                 connection.execute("BEGIN TRANSACTION")
+                connection.register("incoming_rows", ordered)
                 connection.execute(
                     f'DELETE FROM "{table.name}" WHERE "{table.partition_column}" >= ? '
-                    f'AND "{table.partition_column}" < ?',
+                    f'AND "{table.partition_column}" < ?{_scope_condition(table)}',
                     [window.start, window.end],
                 )
-                connection.register("incoming_rows", ordered)
                 connection.execute(
                     f'INSERT INTO "{table.name}" ({columns}) SELECT {columns} FROM incoming_rows'
                 )

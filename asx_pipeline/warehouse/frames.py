@@ -84,7 +84,8 @@ def _typed(series: pd.Series, column_type: str) -> pd.Series:
     if column_type == "date":
         return pd.to_datetime(series).dt.date.astype("object")
     if column_type == "timestamp":
-        return pd.to_datetime(series, utc=True)
+        # One unit whatever the source (pandas keeps the input's; DuckDB reads back µs).
+        return pd.to_datetime(series, utc=True).dt.as_unit("ns")
     if column_type == "double":
         return pd.to_numeric(series, errors="raise").astype("float64")
     if column_type in ("bigint", "integer"):

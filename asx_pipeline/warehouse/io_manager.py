@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import Literal
 
 import pandas as pd
-from dagster import ConfigurableIOManager, InputContext, OutputContext
+from dagster import ConfigurableIOManager, Failure, InputContext, OutputContext
 from dagster._core.definitions.partitions.utils.time_window import TimeWindow
 from pydantic import PrivateAttr
 
 from asx_pipeline.warehouse.backend import WarehouseBackend
-from asx_pipeline.warehouse.frames import Window, conform_frame
+from asx_pipeline.warehouse.frames import FrameRefusedError, Window, conform_frame
 from asx_pipeline.warehouse.tables import table_for
 
 BackendName = Literal["duckdb", "postgres", "rest"]
@@ -43,7 +43,11 @@ class WarehouseIOManager(ConfigurableIOManager):
             return
         table = table_for(context.asset_key.path[-1])
         window = window_of(context.asset_partitions_time_window)
-        frame = conform_frame(table, window, obj)
+        try:
+            frame = conform_frame(table, window, obj)
+        except FrameRefusedError as error:
+            # The same frame would be refused again: fail now rather than after step retries.
+            raise Failure(str(error), allow_retries=False) from None
         written = self.warehouse().replace_window(table, window, frame)
         where = self.warehouse().describe()
         context.add_output_metadata(

@@ -28,6 +28,10 @@ class TableSpec:
     columns: tuple[Column, ...]
     key: tuple[str, ...]
     description: str = ""
+    # Columns that narrow a replace below the whole window: only rows whose values in these
+    # columns appear in the incoming frame are replaced. Empty (most tables): the whole window.
+    # Intraday snapshots use ("snapshot_at",) so a snapshot never deletes the day's earlier ones.
+    replace_scope: tuple[str, ...] = ()
 
     @property
     def partition_column(self) -> str:
@@ -90,8 +94,101 @@ CORPORATE_ACTIONS = TableSpec(
     description="Dividends (cash per share) and splits (ratio new/old) by ex-date.",
 )
 
+INTRADAY_QUOTES = TableSpec(
+    name="intraday_quotes",
+    columns=(
+        Column("trade_date", "date", nullable=False),
+        Column("snapshot_at", "timestamp", nullable=False),
+        *_key("symbol"),
+        Column("last", "double", nullable=False),
+        Column("change_pct", "double"),
+        Column("volume", "bigint"),
+        Column("source", "text", nullable=False),
+    ),
+    key=("trade_date", "snapshot_at", "symbol"),
+    description="15-minute snapshots in market hours: last price, % change on the previous "
+    "close, and volume so far.",
+    # A snapshot replaces only its own rows: the day's earlier snapshots stay.
+    replace_scope=("snapshot_at",),
+)
+
+DAILY_INDICATORS = TableSpec(
+    name="daily_indicators",
+    columns=(
+        Column("trade_date", "date", nullable=False),
+        *_key("symbol"),
+        *(
+            Column(name, "double")
+            for name in (
+                "return_1d", "sma_20", "sma_50", "sma_200", "ema_12", "ema_26", "macd",
+                "macd_signal", "rsi_14", "atr_14", "volatility_20d", "high_52w", "low_52w",
+                "avg_volume_20d", "relative_volume",
+            )
+        ),
+        Column("lookback_bars", "integer", nullable=False),
+    ),
+    key=("trade_date", "symbol"),
+    description="Technical indicators (TA-Lib conventions) on split- and dividend-adjusted "
+    "prices, in the units of the session's own raw prices; null where history is too short.",
+)
+
+MARKET_BREADTH = TableSpec(
+    name="market_breadth",
+    columns=(
+        Column("trade_date", "date", nullable=False),
+        Column("symbols", "integer", nullable=False),
+        Column("advancers", "integer", nullable=False),
+        Column("decliners", "integer", nullable=False),
+        Column("unchanged", "integer", nullable=False),
+        Column("new_highs_52w", "integer", nullable=False),
+        Column("new_lows_52w", "integer", nullable=False),
+        Column("pct_above_sma_200", "double"),
+        Column("median_return", "double"),
+    ),
+    key=("trade_date",),
+    description="Market breadth per session: advancers/decliners on adjusted returns, new "
+    "52-week highs/lows, percent of symbols above their 200-day SMA, median return.",
+)
+
+SCREENER_RESULTS = TableSpec(
+    name="screener_results",
+    columns=(
+        Column("trade_date", "date", nullable=False),
+        *_key("screener", "symbol"),
+        Column("rank", "integer", nullable=False),
+        Column("score", "double"),
+        Column("close", "double"),
+        Column("matched_values", "text", nullable=False),
+    ),
+    key=("trade_date", "screener", "symbol"),
+    description="Each screener's hits per session, ranked; matched_values is a JSON object of "
+    "the columns its filters and ranking used.",
+)
+
+DAILY_REPORT = TableSpec(
+    name="daily_report",
+    columns=(
+        Column("trade_date", "date", nullable=False),
+        Column("title", "text", nullable=False),
+        Column("markdown", "text", nullable=False),
+        Column("html_path", "text", nullable=False),
+    ),
+    key=("trade_date",),
+    description="The daily market report: Markdown text and the path of its HTML rendering.",
+)
+
 TABLES: dict[str, TableSpec] = {
-    spec.name: spec for spec in (ASX_SYMBOLS, DAILY_PRICES, CORPORATE_ACTIONS)
+    spec.name: spec
+    for spec in (
+        ASX_SYMBOLS,
+        DAILY_PRICES,
+        CORPORATE_ACTIONS,
+        INTRADAY_QUOTES,
+        DAILY_INDICATORS,
+        MARKET_BREADTH,
+        SCREENER_RESULTS,
+        DAILY_REPORT,
+    )
 }
 
 

@@ -1,0 +1,417 @@
+"""SQL migrations in deploy/supabase/migrations/NNNN_name.sql, applied in order, once each.
+
+Applied versions are recorded in `asx_private.schema_migrations` (outside `public`, so PostgREST
+never exposes it), with a checksum: editing a migration after it has run is refused, because the
+databases that already ran it would silently differ from new ones.
+
+Each migration runs in its own transaction that first takes a transaction-scoped advisory lock and
+then re-checks whether it is still pending, so two processes migrating at once apply each file
+exactly once. Transaction-scoped (not session) locks also work through Supabase's transaction
+pooler.
+
+`render_table_sql` writes the DDL, row-level security and window functions for one TableSpec: use
+it to start the migration of a table newly added to tables.py
+(`python -m asx_pipeline.warehouse.migrations render daily_indicators`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from asx_pipeline.warehouse.frames import WarehouseError
+from asx_pipeline.warehouse.postgres_backend import (
+    WINDOW_LOCK_PREFIX,
+    connect,
+    iter_tables,
+    redact,
+)
+from asx_pipeline.warehouse.tables import ColumnType, TableSpec, table_for
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "deploy" / "supabase" / "migrations"
+_FILE_PATTERN = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_LOCK_KEY = "asx_pipeline.schema_migrations"
+_BOOKKEEPING_SQL = """
+CREATE SCHEMA IF NOT EXISTS asx_private;
+REVOKE ALL ON SCHEMA asx_private FROM PUBLIC;
+CREATE TABLE IF NOT EXISTS asx_private.schema_migrations (
+    version text PRIMARY KEY,
+    name text NOT NULL,
+    checksum text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+SQL_TYPES: dict[ColumnType, str] = {
+    "date": "date",
+    "text": "text",
+    "double": "double precision",
+    "bigint": "bigint",
+    "integer": "integer",
+    "timestamp": "timestamp with time zone",
+    "boolean": "boolean",
+}
+
+
+class MigrationError(WarehouseError):
+    """A migration could not be applied, or the recorded history does not match the files."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: str
+    name: str
+    sql: str
+
+    @property
+    def filename(self) -> str:
+        return f"{self.version}_{self.name}.sql"
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def discover_migrations(directory: Path | None = None) -> list[Migration]:
+    """The migration files, in version order; refuses duplicate versions and stray names."""
+    folder = directory or MIGRATIONS_DIR
+    if not folder.is_dir():
+        raise MigrationError(f"No migrations folder at {folder}")
+    found: dict[str, Migration] = {}
+    for path in sorted(folder.glob("*.sql")):
+        match = _FILE_PATTERN.match(path.name)
+        if not match:
+            raise MigrationError(f"{path.name}: migration files are named NNNN_snake_name.sql")
+        version, name = match.groups()
+        if version in found:
+            raise MigrationError(f"Two migrations share version {version}: {path.name}")
+        found[version] = Migration(version, name, path.read_text(encoding="utf-8"))
+    return [found[version] for version in sorted(found)]
+
+
+def apply_migrations(dsn: str, directory: Path | None = None) -> list[str]:
+    """Apply every pending migration in order; return the file names applied (empty if none)."""
+    migrations = discover_migrations(directory)
+    applied: list[str] = []
+    try:
+        with connect(dsn) as conn:
+            with conn.transaction():
+                _lock(conn)
+                conn.execute(_BOOKKEEPING_SQL)
+            for migration in migrations:
+                if _apply_one(conn, migration):
+                    applied.append(migration.filename)
+    except psycopg.Error as error:
+        done = f" (applied before the failure: {', '.join(applied)})" if applied else ""
+        raise MigrationError(
+            f"Migrating failed{done}: {type(error).__name__}: {redact(str(error).strip(), dsn)}"
+        ) from None
+    return applied
+
+
+def pending_migrations(dsn: str, directory: Path | None = None) -> list[str]:
+    """File names of the migrations not yet applied to the database at `dsn`."""
+    migrations = discover_migrations(directory)
+    try:
+        with connect(dsn) as conn:
+            recorded = _recorded(conn)
+    except psycopg.Error as error:
+        raise MigrationError(
+            f"Could not read the migration history: {redact(str(error).strip(), dsn)}"
+        ) from None
+    _refuse_edited(migrations, recorded)
+    return [m.filename for m in migrations if m.version not in recorded]
+
+
+@dataclass(frozen=True)
+class MigrationState:
+    """One migration file, and when it was applied to a database (None: pending)."""
+
+    filename: str
+    applied_at: dt.datetime | None
+
+    @property
+    def pending(self) -> bool:
+        return self.applied_at is None
+
+
+def migration_status(dsn: str, directory: Path | None = None) -> list[MigrationState]:
+    """Every migration file in order, with its applied time in the database at `dsn`.
+
+    Refuses (MigrationError) when an applied file has been edited since, as `db migrate` would.
+    """
+    migrations = discover_migrations(directory)
+    try:
+        with connect(dsn) as conn:
+            recorded = _recorded(conn)
+            applied_at = _applied_times(conn) if recorded else {}
+    except psycopg.Error as error:
+        raise MigrationError(
+            f"Could not read the migration history: {redact(str(error).strip(), dsn)}"
+        ) from None
+    _refuse_edited(migrations, recorded)
+    return [MigrationState(m.filename, applied_at.get(m.version)) for m in migrations]
+
+
+def schema_problems(conn: psycopg.Connection[Any], directory: Path | None = None) -> list[str]:
+    """What stops this code from using the database: pending migrations, missing tables/columns.
+
+    Without the migrations folder (an installed package without the repo) only the tables and
+    columns of tables.py are checked.
+    """
+    problems: list[str] = []
+    folder = directory or MIGRATIONS_DIR
+    if folder.is_dir():
+        recorded = _recorded(conn)
+        pending = [m.filename for m in discover_migrations(folder) if m.version not in recorded]
+        if pending:
+            problems.append(f"{len(pending)} pending migration(s): {', '.join(pending)}")
+    existing = _public_columns(conn)
+    for table in iter_tables():
+        if table.name not in existing:
+            problems.append(f"table public.{table.name} is missing")
+            continue
+        missing = [name for name in table.column_names if name not in existing[table.name]]
+        if missing:
+            problems.append(f"public.{table.name} lacks column(s) {', '.join(missing)}")
+    return problems
+
+
+def _apply_one(conn: psycopg.Connection[Any], migration: Migration) -> bool:
+    with conn.transaction():
+        _lock(conn)
+        recorded = _recorded(conn)
+        if migration.version in recorded:
+            _refuse_edited([migration], recorded)
+            return False
+        conn.execute("SET LOCAL statement_timeout = 0")
+        # No parameters: psycopg uses the simple protocol, so a file may hold many statements.
+        conn.execute(migration.sql.encode())
+        conn.execute(
+            "INSERT INTO asx_private.schema_migrations (version, name, checksum) "
+            "VALUES (%s, %s, %s)",
+            [migration.version, migration.name, migration.checksum],
+        )
+    return True
+
+
+def _lock(conn: psycopg.Connection[Any]) -> None:
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [_LOCK_KEY])
+
+
+def _recorded(conn: psycopg.Connection[Any]) -> dict[str, str]:
+    """version -> checksum of the applied migrations (empty before the first migrate)."""
+    exists = conn.execute("SELECT to_regclass('asx_private.schema_migrations')").fetchone()
+    if not exists or exists[0] is None:
+        return {}
+    rows = conn.execute("SELECT version, checksum FROM asx_private.schema_migrations").fetchall()
+    return {version: checksum for version, checksum in rows}
+
+
+def _applied_times(conn: psycopg.Connection[Any]) -> dict[str, dt.datetime]:
+    rows = conn.execute("SELECT version, applied_at FROM asx_private.schema_migrations").fetchall()
+    return {version: applied_at for version, applied_at in rows}
+
+
+def _refuse_edited(migrations: list[Migration], recorded: dict[str, str]) -> None:
+    for migration in migrations:
+        checksum = recorded.get(migration.version)
+        if checksum is not None and checksum != migration.checksum:
+            raise MigrationError(
+                f"{migration.filename} was edited after it was applied to this database; "
+                "put the change in a new migration file instead"
+            )
+
+
+def _public_columns(conn: psycopg.Connection[Any]) -> dict[str, set[str]]:
+    rows = conn.execute(
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_schema = 'public'"
+    ).fetchall()
+    columns: dict[str, set[str]] = {}
+    for table_name, column_name in rows:
+        columns.setdefault(table_name, set()).add(column_name)
+    return columns
+
+
+def render_table_sql(table: TableSpec) -> str:
+    """Plain SQL for one table: DDL, indexes, RLS, grants and its two window functions."""
+    return "\n".join(
+        [
+            f"-- {'-' * 90}\n-- {table.name}: {table.description}\n",
+            _render_create(table),
+            _render_security(table),
+            _render_replace_function(table),
+            _render_commit_function(table),
+        ]
+    )
+
+
+def _render_create(table: TableSpec) -> str:
+    columns = ",\n".join(
+        f"    {c.name} {SQL_TYPES[c.type]}{'' if c.nullable else ' NOT NULL'}"
+        for c in table.columns
+    )
+    key = ", ".join(table.key)
+    part = table.partition_column
+    symbol_index = (
+        f"-- Reads by symbol (one company's history); the primary key, which leads with {part},\n"
+        f"-- serves reads by date.\n"
+        f"CREATE INDEX IF NOT EXISTS {table.name}_symbol_idx ON public.{table.name} "
+        f"(symbol, {part});\n"
+        if "symbol" in table.column_names
+        else ""
+    )
+    return (
+        f"CREATE TABLE IF NOT EXISTS public.{table.name} (\n{columns},\n"
+        f"    CONSTRAINT {table.name}_pkey PRIMARY KEY ({key})\n);\n"
+        f"COMMENT ON TABLE public.{table.name} IS {_sql_string(table.description)};\n"
+        f"{symbol_index}"
+    )
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _render_lock(table: TableSpec) -> str:
+    key = _sql_string(WINDOW_LOCK_PREFIX + table.name)
+    return f"    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext({key}));"
+
+
+def _render_security(table: TableSpec) -> str:
+    name = f"public.{table.name}"
+    return f"""ALTER TABLE {name} ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS {table.name}_read ON {name};
+CREATE POLICY {table.name}_read ON {name} FOR SELECT TO anon, authenticated USING (true);
+DROP POLICY IF EXISTS {table.name}_service ON {name};
+CREATE POLICY {table.name}_service ON {name} FOR ALL TO service_role USING (true) WITH CHECK (true);
+-- Supabase's default privileges grant everything on new tables to anon and authenticated; the
+-- policies above already stop writes, and the grants say the same thing a second time.
+REVOKE ALL ON TABLE {name} FROM PUBLIC, anon, authenticated;
+GRANT SELECT ON TABLE {name} TO anon, authenticated;
+GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE {name} TO service_role;
+"""
+
+
+def _render_insert(table: TableSpec, source: str, condition: str = "") -> str:
+    columns = ", ".join(table.column_names)
+    prefixed = ", ".join(f"r.{name}" for name in table.column_names)
+    part = table.partition_column
+    return (
+        f"    INSERT INTO public.{table.name} ({columns})\n"
+        f"    SELECT {prefixed}\n"
+        f"    {source}\n"
+        f"    WHERE {condition}r.{part} >= p_start AND r.{part} < p_end;\n"
+        f"    GET DIAGNOSTICS v_written = ROW_COUNT;"
+    )
+
+
+def _render_delete(table: TableSpec, source: str, condition: str = "") -> str:
+    part = table.partition_column
+    delete = f"    DELETE FROM public.{table.name} WHERE {part} >= p_start AND {part} < p_end"
+    if not table.replace_scope:
+        return delete + ";"
+    # Scoped tables lose only the rows whose scope values the incoming rows bring (TableSpec).
+    columns = ", ".join(table.replace_scope)
+    incoming = ", ".join(f"r.{name}" for name in table.replace_scope)
+    where = f"\n        WHERE {condition.removesuffix(' AND ')}" if condition else ""
+    scoped = f"\n    AND ({columns}) IN (SELECT DISTINCT {incoming}\n        {source}{where});"
+    return delete + scoped
+
+
+def _render_window_check(table: TableSpec, expected: str) -> str:
+    # Rows outside the window were skipped by the INSERT; counting them refuses the whole call.
+    return (
+        f"    IF v_written <> {expected} THEN\n"
+        f"        RAISE EXCEPTION '{table.name} [%, %): % row(s) fall outside the window; "
+        f"nothing was written', p_start, p_end, {expected} - v_written\n"
+        f"            USING ERRCODE = '22023';\n"
+        f"    END IF;"
+    )
+
+
+def _render_replace_function(table: TableSpec) -> str:
+    fn = f"public.replace_{table.name}_window"
+    source = f"FROM pg_catalog.jsonb_populate_recordset(NULL::public.{table.name}, p_rows) AS r"
+    return f"""-- One request, one transaction: for a window that fits in one PostgREST request.
+CREATE OR REPLACE FUNCTION {fn}(p_start date, p_end date, p_rows jsonb)
+RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = ''
+AS $fn$
+DECLARE
+    v_written integer;
+BEGIN
+    PERFORM asx_private.check_window('{table.name}', p_start, p_end, p_rows);
+{_render_lock(table)}
+{_render_delete(table, source)}
+{_render_insert(table, source)}
+{_render_window_check(table, "pg_catalog.jsonb_array_length(p_rows)")}
+    RETURN v_written;
+END
+$fn$;
+REVOKE ALL ON FUNCTION {fn}(date, date, jsonb) FROM PUBLIC, anon, authenticated;
+GRANT EXECUTE ON FUNCTION {fn}(date, date, jsonb) TO service_role;
+"""
+
+
+def _render_commit_function(table: TableSpec) -> str:
+    fn = f"public.commit_{table.name}_window"
+    source = (
+        "FROM asx_private.window_upload_batches AS b\n"
+        f"    CROSS JOIN LATERAL pg_catalog.jsonb_populate_recordset(NULL::public.{table.name}, "
+        "b.rows) AS r"
+    )
+    condition = "b.upload_id = p_upload_id AND "
+    insert = _render_insert(table, source, condition)
+    return f"""-- A window staged in batches (stage_window_batch) becomes visible here, all at once.
+CREATE OR REPLACE FUNCTION {fn}(p_upload_id uuid, p_start date, p_end date, p_batches integer)
+RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = ''
+AS $fn$
+DECLARE
+    v_written integer;
+    v_staged integer;
+BEGIN
+    v_staged := asx_private.claim_upload(p_upload_id, '{table.name}', p_start, p_end, p_batches);
+    IF v_staged IS NULL THEN
+        -- Already committed: this is a retry whose first answer was lost. Report, change nothing.
+        RETURN (SELECT u.row_count FROM asx_private.window_uploads AS u
+                WHERE u.upload_id = p_upload_id);
+    END IF;
+{_render_lock(table)}
+{_render_delete(table, source, condition)}
+{insert}
+{_render_window_check(table, "v_staged")}
+    PERFORM asx_private.finish_upload(p_upload_id, v_written);
+    RETURN v_written;
+END
+$fn$;
+REVOKE ALL ON FUNCTION {fn}(uuid, date, date, integer) FROM PUBLIC, anon, authenticated;
+GRANT EXECUTE ON FUNCTION {fn}(uuid, date, date, integer) TO service_role;
+"""
+
+
+def main(argv: list[str]) -> int:
+    """`render TABLE...`: print the SQL of tables for a new migration file."""
+    if len(argv) < 2 or argv[0] != "render":
+        print("usage: python -m asx_pipeline.warehouse.migrations render TABLE [TABLE...]")
+        return 2
+    for name in argv[1:]:
+        print(render_table_sql(table_for(name)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,398 @@
+"""The Postgres warehouse (Supabase's database, or any Postgres): psycopg 3, COPY, one transaction.
+
+A window replace is one transaction: `SET LOCAL statement_timeout`, a per-table advisory lock (so
+two writers of one table queue instead of tripping over each other's rows), DELETE the window, COPY
+the rows in, COMMIT. A crash at any point leaves the old rows or the new ones, because Postgres
+discards an uncommitted transaction when its connection dies.
+
+Retries: a connection error re-runs the *whole* transaction on a fresh connection, never the rest
+of a broken one. That is safe even when the COMMIT itself was in flight (its outcome unknown),
+because replacing a window with the same rows twice leaves the same rows.
+
+The DSN holds a password: it is kept private, never formatted into a message, and every error text
+from the driver is scrubbed of it before it is raised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import pandas as pd
+import psycopg
+from dagster import Failure
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from asx_pipeline.warehouse.frames import WarehouseError, Window, coerce_types, empty_frame
+from asx_pipeline.warehouse.tables import TABLES, ColumnType, TableSpec
+
+TRANSACTION_POOLER_PORT = "6543"
+# The SQL functions of the migrations take the same lock, so REST and direct writers queue too.
+WINDOW_LOCK_PREFIX = "asx_pipeline.replace_window:"
+MIGRATE_HINT = "run `asx-pipeline db migrate`"
+
+# Binary COPY needs the Postgres type of every column up front.
+PG_COPY_TYPES: dict[ColumnType, str] = {
+    "date": "date",
+    "text": "text",
+    "double": "float8",
+    "bigint": "int8",
+    "integer": "int4",
+    "timestamp": "timestamptz",
+    "boolean": "bool",
+}
+# SQLSTATEs worth re-running a whole transaction for: the server went away or refused us for now,
+# or Postgres itself asks for a retry (serialization failure, deadlock).
+_RETRYABLE_SQLSTATES = {"40001", "40P01", "57P01", "57P02", "57P03", "53300"}
+# What a transaction-mode pooler says when prepared statements are on (psycopg's default).
+_PREPARED_STATEMENT_SQLSTATES = {"42P05", "26000"}
+
+T = TypeVar("T")
+
+
+class SchemaOutOfDateError(WarehouseError, Failure):
+    """The database lacks migrations or tables this code needs.
+
+    Also a Dagster `Failure` that forbids retries: the assets' RetryPolicy (meant for Yahoo being
+    down) would otherwise wait minutes of backoff before reporting what no retry can change.
+    """
+
+    def __init__(self, message: str) -> None:
+        Failure.__init__(self, description=message, allow_retries=False)
+
+
+def scrub_dsn(dsn: str) -> str:
+    """The DSN as a URL with the password replaced by `***`, safe for logs and messages."""
+    try:
+        params = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "<unparseable connection string>"
+    user = quote(params.get("user") or "", safe="")
+    auth = f"{user}{':***' if params.get('password') else ''}@" if user else ""
+    host = params.get("host") or "localhost"
+    port = f":{params['port']}" if params.get("port") else ""
+    options = {
+        k: v for k, v in params.items() if k not in {"user", "password", "host", "port", "dbname"}
+    }
+    query = "&".join(f"{k}={quote(str(v), safe='')}" for k, v in sorted(options.items()))
+    return f"postgresql://{auth}{host}{port}/{params.get('dbname') or ''}" + (
+        f"?{query}" if query else ""
+    )
+
+
+def redact(text: str, dsn: str) -> str:
+    """`text` with the DSN's password (raw and URL-encoded) and the DSN itself removed."""
+    secrets = {dsn}
+    with contextlib.suppress(psycopg.ProgrammingError):
+        password = conninfo_to_dict(dsn).get("password")
+        if password:
+            secrets |= {str(password), quote(str(password), safe=""), quote(str(password))}
+    for secret in sorted(secrets, key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def is_transaction_pooler(dsn: str) -> bool:
+    """Supavisor's transaction mode (port 6543) cannot keep prepared statements across calls."""
+    ports = str(conninfo_to_dict(dsn).get("port") or "").split(",")
+    return TRANSACTION_POOLER_PORT in ports
+
+
+def connect(
+    dsn: str, *, connect_timeout_s: int = 10, application_name: str = "asx-pipeline"
+) -> psycopg.Connection[Any]:
+    """An autocommit connection (transactions are explicit); settings in the DSN win.
+
+    SSL parameters (`sslmode`, `sslrootcert`, ...) pass through untouched from the DSN.
+    """
+    params = conninfo_to_dict(dsn)
+    extra: dict[str, Any] = {}
+    if "connect_timeout" not in params:
+        extra["connect_timeout"] = connect_timeout_s
+    if "application_name" not in params:
+        extra["application_name"] = application_name
+    if is_transaction_pooler(dsn):
+        extra["prepare_threshold"] = None
+    return psycopg.connect(dsn, autocommit=True, **extra)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Worth re-running a whole transaction on a fresh connection."""
+    if isinstance(error, psycopg.errors.QueryCanceled):
+        return False  # statement_timeout: running it again would only time out again
+    if isinstance(error, psycopg.Error) and error.sqlstate in _RETRYABLE_SQLSTATES:
+        return True
+    # OperationalError without a SQLSTATE: could not connect, or the connection broke.
+    return isinstance(error, psycopg.OperationalError) and (
+        error.sqlstate is None or error.sqlstate.startswith("08")
+    )
+
+
+def window_lock_key(table: TableSpec) -> str:
+    return WINDOW_LOCK_PREFIX + table.name
+
+
+class PostgresWarehouse:
+    """Tables of `tables.py` in a Postgres database whose migrations have been applied."""
+
+    name = "postgres"
+
+    def __init__(
+        self,
+        dsn: str,
+        statement_timeout_ms: int = 600_000,
+        *,
+        connect_timeout_s: int = 10,
+        max_attempts: int = 4,
+        retry_wait_s: float = 0.5,
+        read_chunk_rows: int = 50_000,
+        copy_chunk_rows: int = 50_000,
+        check_schema_on_first_use: bool = True,
+    ) -> None:
+        self._dsn = dsn
+        self.statement_timeout_ms = statement_timeout_ms
+        self.connect_timeout_s = connect_timeout_s
+        self.max_attempts = max_attempts
+        self.retry_wait_s = retry_wait_s
+        self.read_chunk_rows = read_chunk_rows
+        self.copy_chunk_rows = copy_chunk_rows
+        self._schema_checked = not check_schema_on_first_use
+        self._pooler = is_transaction_pooler(dsn)
+
+    def __repr__(self) -> str:
+        return f"PostgresWarehouse({self.describe()})"
+
+    def describe(self) -> str:
+        mode = " via the transaction pooler (prepared statements off)" if self._pooler else ""
+        return f"Postgres {scrub_dsn(self._dsn)}{mode}"
+
+    def check_schema(self) -> None:
+        """Fail, saying to run `asx-pipeline db migrate`, if the database is behind this code."""
+        # Imported here: migrations.py uses this module's connection helpers.
+        from asx_pipeline.warehouse.migrations import schema_problems
+
+        problems = self._with_retries("schema check", lambda conn: schema_problems(conn))
+        if problems:
+            raise SchemaOutOfDateError(
+                f"The warehouse at {scrub_dsn(self._dsn)} is behind this code: "
+                + "; ".join(problems)
+                + f". {MIGRATE_HINT} first."
+            )
+        self._schema_checked = True
+
+    def replace_window(self, table: TableSpec, window: Window, frame: pd.DataFrame) -> int:
+        self._check_schema_once()
+        ordered = in_copy_order(table, frame)
+        scope = scope_values(table, frame)
+        self._with_retries(
+            f"{table.name} ({window}) write",
+            lambda conn: self._replace(conn, table, window, ordered, scope),
+        )
+        return len(ordered)
+
+    def read_window(
+        self, table: TableSpec, window: Window, columns: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        self._check_schema_once()
+        wanted = _wanted_columns(table, columns)
+        frame = self._with_retries(
+            f"{table.name} ({window}) read", lambda conn: self._read(conn, table, window, wanted)
+        )
+        if frame.empty:
+            return empty_frame(table)[wanted]
+        return coerce_types(table, frame)[wanted]
+
+    def _check_schema_once(self) -> None:
+        if not self._schema_checked:
+            self.check_schema()
+
+    def _replace(
+        self,
+        conn: psycopg.Connection[Any],
+        table: TableSpec,
+        window: Window,
+        frame: pd.DataFrame,
+        scope: list[list[Any]],
+    ) -> None:
+        with conn.transaction():
+            self._begin(conn)
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [window_lock_key(table)])
+            conn.execute(_delete_window_sql(table), [window.start, window.end, *scope])
+            with conn.cursor() as cursor, cursor.copy(_copy_in_sql(table)) as copy:
+                copy.set_types([PG_COPY_TYPES[c.type] for c in table.columns])
+                # Converted chunk by chunk while COPY streams, so that turning the frame into
+                # Python values overlaps the server's work instead of preceding it. A retried
+                # transaction converts the same frame again: it sends the same rows.
+                for start in range(0, len(frame), self.copy_chunk_rows):
+                    for row in copy_rows(table, frame.iloc[start : start + self.copy_chunk_rows]):
+                        copy.write_row(row)
+
+    def _read(
+        self, conn: psycopg.Connection[Any], table: TableSpec, window: Window, wanted: list[str]
+    ) -> pd.DataFrame:
+        # A named (server-side) cursor streams the window in chunks instead of buffering the whole
+        # result in the client library first; it lives only inside this transaction.
+        chunks: list[pd.DataFrame] = []
+        with conn.transaction():
+            self._begin(conn)
+            with conn.cursor(name="asx_read_window") as cursor:
+                cursor.itersize = self.read_chunk_rows
+                cursor.execute(_select_window_sql(table, wanted), [window.start, window.end])
+                while batch := cursor.fetchmany(self.read_chunk_rows):
+                    chunks.append(pd.DataFrame.from_records(batch, columns=wanted))
+        if not chunks:
+            return pd.DataFrame(columns=wanted)
+        return pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
+
+    def _begin(self, conn: psycopg.Connection[Any]) -> None:
+        # SET cannot take bind parameters; the timeout is an int we own, quoted as a literal.
+        conn.execute(
+            sql.SQL("SET LOCAL statement_timeout = {}").format(
+                sql.Literal(int(self.statement_timeout_ms))
+            )
+        )
+        conn.execute("SET LOCAL TimeZone = 'UTC'")
+
+    def _with_retries(self, what: str, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+        retrying = Retrying(
+            retry=retry_if_exception(is_transient),
+            stop=stop_after_attempt(self.max_attempts),
+            wait=wait_exponential_jitter(initial=self.retry_wait_s, max=10),
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt, connect(self._dsn, connect_timeout_s=self.connect_timeout_s) as conn:
+                    return work(conn)
+        except psycopg.Error as error:
+            # `from None`: the driver's exception may carry connection details; ours is scrubbed.
+            raise WarehouseError(self._explain(what, error)) from None
+        raise AssertionError("unreachable: tenacity reraises the last error")
+
+    def _explain(self, what: str, error: psycopg.Error) -> str:
+        detail = redact(str(error).strip(), self._dsn)
+        message = (
+            f"{what} failed on {self.describe()}, nothing was changed: "
+            f"{type(error).__name__}: {detail}"
+        )
+        if error.sqlstate in _PREPARED_STATEMENT_SQLSTATES:
+            message += (
+                " (this looks like a transaction-mode pooler on a port other than 6543: "
+                "use port 6543 or a session/direct connection)"
+            )
+        elif isinstance(error, psycopg.errors.UndefinedTable | psycopg.errors.UndefinedColumn):
+            message += f" ({MIGRATE_HINT})"
+        return message
+
+
+def copy_order(table: TableSpec) -> list[str]:
+    """The columns whose order rows are sent to COPY in: the symbol index's, else the key's.
+
+    The primary key leads with the partition date, whose comparisons are cheap; the symbol index
+    leads with text, whose comparisons are not. Rows arriving in the symbol index's order keep
+    its inserts next to each other: for a million daily_prices rows that measured a quarter less
+    server CPU than key order into an empty table, and 5-25% less after a year of history.
+    """
+    if "symbol" not in table.column_names:
+        return list(table.key)
+    first = ["symbol", table.partition_column]
+    return first + [name for name in table.key if name not in first]
+
+
+def in_copy_order(table: TableSpec, frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(copy_order(table), ignore_index=True, kind="stable")
+
+
+def copy_rows(table: TableSpec, frame: pd.DataFrame) -> list[tuple[Any, ...]]:
+    """The frame's rows as tuples of plain Python values (None for missing), in table order."""
+    columns = [python_values(frame[c.name], c.type) for c in table.columns]
+    return list(zip(*columns, strict=True))
+
+
+def python_values(series: pd.Series, column_type: ColumnType) -> list[Any]:
+    """One column as the Python values psycopg dumps, None for missing."""
+    missing = series.isna().to_numpy()
+    if column_type == "double":
+        # NaN is "missing" in pandas; Postgres would store it as a real NaN, DuckDB as NULL.
+        values = series.to_numpy(dtype="float64").astype(object)
+    elif column_type == "timestamp":
+        # Per-element Timestamp boxing is ~3x slower than the array's own conversion.
+        values = pd.to_datetime(series, utc=True).array.to_pydatetime().astype(object)
+    else:
+        values = series.to_numpy(dtype=object, na_value=None)
+    if missing.any():
+        values[missing] = None
+    return values.tolist()
+
+
+def _wanted_columns(table: TableSpec, columns: Sequence[str] | None) -> list[str]:
+    if columns is None:
+        return table.column_names
+    unknown = [name for name in columns if name not in table.column_names]
+    if unknown:
+        raise WarehouseError(
+            f"{table.name}: no column(s) {', '.join(unknown)}; "
+            f"it has {', '.join(table.column_names)}"
+        )
+    return list(columns)
+
+
+def _identifiers(names: Sequence[str]) -> sql.Composed:
+    return sql.SQL(", ").join(sql.Identifier(name) for name in names)
+
+
+def scope_values(table: TableSpec, frame: pd.DataFrame) -> list[list[Any]]:
+    """One list per `replace_scope` column: the distinct scope tuples of the frame, unzipped."""
+    if not table.replace_scope:
+        return []
+    distinct = frame[list(table.replace_scope)].drop_duplicates()
+    return [python_values(distinct[name], table.column(name).type) for name in table.replace_scope]
+
+
+def _delete_window_sql(table: TableSpec) -> sql.Composed:
+    query = sql.SQL("DELETE FROM {table} WHERE {part} >= %s AND {part} < %s").format(
+        table=sql.Identifier("public", table.name), part=sql.Identifier(table.partition_column)
+    )
+    if not table.replace_scope:
+        return query
+    # A scoped table only loses the rows whose scope values the frame brings (see TableSpec);
+    # the values travel as one array parameter per column.
+    arrays = sql.SQL(", ").join(
+        sql.SQL("%s::{}[]").format(sql.SQL(PG_COPY_TYPES[table.column(name).type]))
+        for name in table.replace_scope
+    )
+    return query + sql.SQL(" AND ({columns}) IN (SELECT * FROM unnest({arrays}))").format(
+        columns=_identifiers(table.replace_scope), arrays=arrays
+    )
+
+
+def _copy_in_sql(table: TableSpec) -> sql.Composed:
+    return sql.SQL("COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)").format(
+        table=sql.Identifier("public", table.name), columns=_identifiers(table.column_names)
+    )
+
+
+def _select_window_sql(table: TableSpec, wanted: Sequence[str]) -> sql.Composed:
+    return sql.SQL(
+        "SELECT {columns} FROM {table} WHERE {part} >= %s AND {part} < %s ORDER BY {key}"
+    ).format(
+        columns=_identifiers(wanted),
+        table=sql.Identifier("public", table.name),
+        part=sql.Identifier(table.partition_column),
+        key=_identifiers(table.key),
+    )
+
+
+def iter_tables() -> Iterator[TableSpec]:
+    """Every table this code knows, in `tables.py` order (what the schema check expects)."""
+    yield from TABLES.values()

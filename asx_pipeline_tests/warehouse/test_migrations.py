@@ -1,0 +1,243 @@
+"""The SQL migrations on a real server: tables as tables.py says, RLS, window functions, history."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from asx_pipeline.warehouse.frames import Window
+from asx_pipeline.warehouse.migrations import (
+    MIGRATIONS_DIR,
+    SQL_TYPES,
+    MigrationError,
+    apply_migrations,
+    discover_migrations,
+    pending_migrations,
+)
+from asx_pipeline.warehouse.postgres_backend import PostgresWarehouse, SchemaOutOfDateError
+from asx_pipeline.warehouse.tables import DAILY_PRICES, TABLES, TableSpec
+
+ALL_FILES = [m.filename for m in discover_migrations()]
+
+
+def query(dsn: str, text: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return conn.execute(text, params).fetchall()  # type: ignore[arg-type]
+
+
+def price_row(day: str, symbol: str, close: float) -> dict[str, Any]:
+    return {
+        "trade_date": day, "symbol": symbol, "open": None, "high": None, "low": None,
+        "close": close, "adj_close": close, "volume": 100, "source": "sample",
+        "ingested_at": "2025-11-03T06:30:00+00:00",
+    }  # fmt: skip
+
+
+def test_apply_twice_applies_each_file_once(postgres_dsn: str) -> None:
+    assert pending_migrations(postgres_dsn) == ALL_FILES
+
+    assert apply_migrations(postgres_dsn) == ALL_FILES
+    assert apply_migrations(postgres_dsn) == []
+    assert pending_migrations(postgres_dsn) == []
+    recorded = query(postgres_dsn, "SELECT version FROM asx_private.schema_migrations")
+    assert sorted(v for (v,) in recorded) == [m.version for m in discover_migrations()]
+
+
+def test_two_processes_migrating_at_once_apply_each_file_once(postgres_dsn: str) -> None:
+    results: list[list[str]] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(apply_migrations(postgres_dsn)))
+        for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # Each file is its own locked transaction, so the two may share the work; together they
+    # apply every file exactly once.
+    applied = [name for result in results for name in result]
+    assert sorted(applied) == ALL_FILES
+
+
+@pytest.mark.parametrize("table", list(TABLES.values()), ids=lambda t: t.name)
+def test_tables_match_tables_py_column_for_column(migrated_dsn: str, table: TableSpec) -> None:
+    """The generator check: SQL and tables.py cannot drift apart unnoticed."""
+    columns = query(
+        migrated_dsn,
+        "SELECT column_name, data_type, is_nullable = 'NO' FROM information_schema.columns "
+        "WHERE table_schema = 'public' AND table_name = %s ORDER BY ordinal_position",
+        [table.name],
+    )
+    assert columns, (
+        f"public.{table.name} is missing: add a migration, starting from "
+        f"`python -m asx_pipeline.warehouse.migrations render {table.name}`"
+    )
+    assert columns == [
+        (c.name, SQL_TYPES[c.type], not c.nullable or c.name in table.key) for c in table.columns
+    ]
+    primary_key = query(
+        migrated_dsn,
+        "SELECT a.attname FROM pg_index i JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(n, o) "
+        "ON true JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n "
+        "WHERE i.indrelid = %s::regclass AND i.indisprimary ORDER BY k.o",
+        [f"public.{table.name}"],
+    )
+    assert tuple(name for (name,) in primary_key) == table.key
+    for function in (f"replace_{table.name}_window", f"commit_{table.name}_window"):
+        assert query(migrated_dsn, "SELECT 1 FROM pg_proc WHERE proname = %s", [function])
+
+
+@pytest.mark.parametrize("table", list(TABLES.values()), ids=lambda t: t.name)
+def test_indexes_serve_reads_by_date_and_by_symbol(migrated_dsn: str, table: TableSpec) -> None:
+    leading = query(
+        migrated_dsn,
+        "SELECT a.attname FROM pg_index i JOIN pg_attribute a "
+        "ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] WHERE i.indrelid = %s::regclass",
+        [f"public.{table.name}"],
+    )
+    firsts = {name for (name,) in leading}
+    assert table.partition_column in firsts
+    if "symbol" in table.column_names:
+        assert "symbol" in firsts
+
+
+def test_row_level_security_is_enabled_on_every_public_table(migrated_dsn: str) -> None:
+    tables = query(
+        migrated_dsn,
+        "SELECT c.relname, c.relrowsecurity FROM pg_class c JOIN pg_namespace n "
+        "ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')",
+    )
+    assert {name for name, _ in tables} >= set(TABLES)
+    assert [name for name, secured in tables if not secured] == []
+
+
+def test_anon_can_read_but_never_write(migrated_dsn: str) -> None:
+    with psycopg.connect(migrated_dsn, autocommit=True) as conn:
+        conn.execute(
+            "SELECT public.replace_daily_prices_window('2025-11-03', '2025-11-04', %s)",
+            [json.dumps([price_row("2025-11-03", "BHP", 40.5)])],
+        )
+        conn.execute("SET ROLE anon")
+        assert conn.execute("SELECT symbol, close FROM daily_prices").fetchall() == [("BHP", 40.5)]
+        for statement in (
+            "INSERT INTO daily_prices (trade_date, symbol, close, source, ingested_at) "
+            "VALUES ('2025-11-04', 'CBA', 1, 'x', now())",
+            "UPDATE daily_prices SET close = 0",
+            "DELETE FROM daily_prices",
+            "SELECT public.replace_daily_prices_window('2025-11-03', '2025-11-04', '[]')",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+        conn.execute("RESET ROLE")
+        assert conn.execute("SELECT count(*) FROM daily_prices").fetchone() == (1,)
+
+
+def test_rls_refuses_anon_writes_even_when_granted(migrated_dsn: str) -> None:
+    """Supabase's default privileges grant anon everything; the policies must still hold."""
+    with psycopg.connect(migrated_dsn, autocommit=True) as conn:
+        conn.execute("GRANT INSERT ON public.daily_prices TO anon")
+        conn.execute("SET ROLE anon")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+            conn.execute(
+                "INSERT INTO daily_prices (trade_date, symbol, close, source, ingested_at) "
+                "VALUES ('2025-11-04', 'CBA', 1, 'x', now())"
+            )
+
+
+def _closes(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
+    rows = conn.execute(
+        "SELECT trade_date::text, symbol, close FROM daily_prices ORDER BY 1, 2"
+    ).fetchall()
+    return [tuple(row) for row in rows]
+
+
+def test_replace_function_replaces_only_the_window(migrated_dsn: str) -> None:
+    with psycopg.connect(migrated_dsn, autocommit=True) as conn:
+        conn.execute("SET ROLE service_role")
+        call = "SELECT public.replace_daily_prices_window(%s, %s, %s)"
+        conn.execute(call, ["2025-11-03", "2025-11-05", json.dumps([
+            price_row("2025-11-03", "BHP", 1), price_row("2025-11-04", "BHP", 2),
+        ])])  # fmt: skip
+        written = conn.execute(
+            call, ["2025-11-04", "2025-11-05", json.dumps([price_row("2025-11-04", "CBA", 3)])]
+        ).fetchone()
+
+        assert written == (1,)
+        assert _closes(conn) == [("2025-11-03", "BHP", 1.0), ("2025-11-04", "CBA", 3.0)]
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="outside the window"):
+            conn.execute(
+                call, ["2025-11-04", "2025-11-05", json.dumps([price_row("2025-11-09", "X", 9)])]
+            )
+        assert _closes(conn) == [("2025-11-03", "BHP", 1.0), ("2025-11-04", "CBA", 3.0)]
+
+
+def test_staged_batches_become_visible_only_at_commit(migrated_dsn: str) -> None:
+    upload = str(uuid.uuid4())
+    window = ["2025-11-03", "2025-11-04"]
+    stage = "SELECT public.stage_window_batch(%s, 'daily_prices', %s, %s, %s, %s)"
+    commit = "SELECT public.commit_daily_prices_window(%s, %s, %s, %s)"
+    with psycopg.connect(migrated_dsn, autocommit=True) as conn:
+        conn.execute(
+            "SELECT public.replace_daily_prices_window(%s, %s, %s)",
+            [*window, json.dumps([price_row("2025-11-03", "OLD", 1)])],
+        )
+        conn.execute("SET ROLE service_role")
+        conn.execute(stage, [upload, *window, 0, json.dumps([price_row("2025-11-03", "A", 2)])])
+        conn.execute(stage, [upload, *window, 1, json.dumps([price_row("2025-11-03", "B", 3)])])
+        # A retried batch replaces itself rather than adding rows.
+        conn.execute(stage, [upload, *window, 1, json.dumps([price_row("2025-11-03", "B", 3)])])
+        assert _closes(conn) == [("2025-11-03", "OLD", 1.0)]
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="2 of 3 batches"):
+            conn.execute(commit, [upload, *window, 3])
+        assert _closes(conn) == [("2025-11-03", "OLD", 1.0)]
+
+        assert conn.execute(commit, [upload, *window, 2]).fetchone() == (2,)
+        # A commit retried after its answer was lost changes nothing and answers the same.
+        assert conn.execute(commit, [upload, *window, 2]).fetchone() == (2,)
+        assert _closes(conn) == [("2025-11-03", "A", 2.0), ("2025-11-03", "B", 3.0)]
+        conn.execute("RESET ROLE")  # service_role cannot even see asx_private
+        staged = conn.execute("SELECT count(*) FROM asx_private.window_upload_batches")
+        assert staged.fetchone() == (0,)
+
+
+def test_pending_migrations_make_the_backend_refuse_to_start(
+    postgres_dsn: str, tmp_path: Path
+) -> None:
+    older = tmp_path / "migrations"
+    older.mkdir()
+    shutil.copy(MIGRATIONS_DIR / ALL_FILES[0], older / ALL_FILES[0])
+    apply_migrations(postgres_dsn, older)
+    warehouse = PostgresWarehouse(postgres_dsn)
+
+    assert pending_migrations(postgres_dsn) == ALL_FILES[1:]
+    if ALL_FILES[1:]:
+        with pytest.raises(SchemaOutOfDateError, match=r"run `asx-pipeline db migrate`"):
+            warehouse.read_window(DAILY_PRICES, Window.single(dt.date(2025, 11, 3)))
+
+    apply_migrations(postgres_dsn)
+    warehouse.check_schema()  # no longer raises
+
+
+def test_an_unmigrated_database_says_to_migrate(postgres_dsn: str) -> None:
+    with pytest.raises(SchemaOutOfDateError, match=r"pending migration.*asx-pipeline db migrate"):
+        PostgresWarehouse(postgres_dsn).check_schema()
+
+
+def test_editing_an_applied_migration_is_refused(postgres_dsn: str, tmp_path: Path) -> None:
+    folder = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS_DIR, folder)
+    apply_migrations(postgres_dsn, folder)
+    first = folder / ALL_FILES[0]
+    first.write_text(first.read_text() + "\n-- an afterthought\n")
+
+    with pytest.raises(MigrationError, match="edited after it was applied"):
+        apply_migrations(postgres_dsn, folder)

@@ -1,0 +1,169 @@
+"""One behaviour, every backend: the same calls leave the same rows in DuckDB and in Postgres."""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from asx_pipeline.warehouse.backend import WarehouseBackend
+from asx_pipeline.warehouse.duckdb_backend import DuckDBWarehouse
+from asx_pipeline.warehouse.frames import FrameRefusedError, Window, conform_frame, empty_frame
+from asx_pipeline.warehouse.postgres_backend import PostgresWarehouse
+from asx_pipeline.warehouse.tables import DAILY_PRICES, TABLES, TableSpec
+from asx_pipeline_tests.warehouse.sample_frames import make_frame, window_of
+
+ALL_TABLES = list(TABLES.values())
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> WarehouseBackend:
+    if request.param == "duckdb":
+        return DuckDBWarehouse(tmp_path / "warehouse.duckdb")
+    return PostgresWarehouse(request.getfixturevalue("migrated_dsn"))
+
+
+def replace(
+    backend: WarehouseBackend, table: TableSpec, window: Window, frame: pd.DataFrame
+) -> int:
+    """What the IO manager does: conform first (refusals happen here), then write."""
+    return backend.replace_window(table, window, conform_frame(table, window, frame))
+
+
+def expected(table: TableSpec, window: Window, frame: pd.DataFrame) -> pd.DataFrame:
+    return conform_frame(table, window, frame)
+
+
+@pytest.mark.parametrize("table", ALL_TABLES, ids=lambda t: t.name)
+def test_replace_then_read_gives_exact_rows_and_dtypes(
+    backend: WarehouseBackend, table: TableSpec
+) -> None:
+    window = window_of(0, 3)
+    frame = make_frame(table, window, rows_per_day=6)
+
+    assert replace(backend, table, window, frame) == len(frame) > 0
+
+    pd.testing.assert_frame_equal(
+        backend.read_window(table, window), expected(table, window, frame)
+    )
+
+
+def test_rerun_is_idempotent(backend: WarehouseBackend) -> None:
+    window = window_of(0, 2)
+    frame = make_frame(DAILY_PRICES, window, rows_per_day=5)
+
+    replace(backend, DAILY_PRICES, window, frame)
+    first = backend.read_window(DAILY_PRICES, window)
+    replace(backend, DAILY_PRICES, window, frame)
+
+    pd.testing.assert_frame_equal(backend.read_window(DAILY_PRICES, window), first)
+
+
+def test_replacing_a_window_leaves_neighbouring_days_untouched(backend: WarehouseBackend) -> None:
+    before, middle, after = window_of(0, 1), window_of(1, 2), window_of(3, 1)
+    everything = window_of(0, 4)
+    for window in (before, middle, after):
+        replace(backend, DAILY_PRICES, window, make_frame(DAILY_PRICES, window, 4, version=1))
+
+    new_middle = make_frame(DAILY_PRICES, middle, rows_per_day=3, version=2)
+    replace(backend, DAILY_PRICES, middle, new_middle)
+
+    assert len(backend.read_window(DAILY_PRICES, everything)) == 4 + 6 + 4
+    pd.testing.assert_frame_equal(
+        backend.read_window(DAILY_PRICES, before),
+        expected(DAILY_PRICES, before, make_frame(DAILY_PRICES, before, 4, version=1)),
+    )
+    pd.testing.assert_frame_equal(
+        backend.read_window(DAILY_PRICES, middle), expected(DAILY_PRICES, middle, new_middle)
+    )
+    pd.testing.assert_frame_equal(
+        backend.read_window(DAILY_PRICES, after),
+        expected(DAILY_PRICES, after, make_frame(DAILY_PRICES, after, 4, version=1)),
+    )
+
+
+def test_reading_returns_exactly_the_window(backend: WarehouseBackend) -> None:
+    wide = window_of(0, 5)
+    frame = make_frame(DAILY_PRICES, wide, rows_per_day=2)
+    replace(backend, DAILY_PRICES, wide, frame)
+    inner = window_of(1, 2)
+
+    read = backend.read_window(DAILY_PRICES, inner, columns=["trade_date", "symbol", "close"])
+
+    assert list(read.columns) == ["trade_date", "symbol", "close"]
+    assert sorted(set(read["trade_date"])) == [inner.start, inner.start + dt.timedelta(days=1)]
+    inside = expected(DAILY_PRICES, wide, frame)
+    inside = inside[(inside.trade_date >= inner.start) & (inside.trade_date < inner.end)]
+    pd.testing.assert_frame_equal(
+        read, inside[["trade_date", "symbol", "close"]].reset_index(drop=True)
+    )
+
+
+def test_reading_an_empty_window_gives_typed_empty_frame(backend: WarehouseBackend) -> None:
+    read = backend.read_window(DAILY_PRICES, window_of(40, 1))
+
+    pd.testing.assert_frame_equal(read, empty_frame(DAILY_PRICES))
+
+
+@pytest.mark.parametrize("problem", ["outside_window", "duplicate_key", "missing_column"])
+def test_refused_frames_write_nothing(backend: WarehouseBackend, problem: str) -> None:
+    window = window_of(0, 1)
+    old = make_frame(DAILY_PRICES, window, rows_per_day=3, version=1)
+    replace(backend, DAILY_PRICES, window, old)
+    bad = make_frame(DAILY_PRICES, window, rows_per_day=3, version=2)
+    if problem == "outside_window":
+        bad.loc[1, "trade_date"] = window.end
+    elif problem == "duplicate_key":
+        bad.loc[2, "symbol"] = bad.loc[0, "symbol"]
+    else:
+        bad = bad.drop(columns=["close"])
+
+    with pytest.raises(FrameRefusedError, match="daily_prices"):
+        replace(backend, DAILY_PRICES, window, bad)
+
+    pd.testing.assert_frame_equal(
+        backend.read_window(DAILY_PRICES, window), expected(DAILY_PRICES, window, old)
+    )
+
+
+def test_an_empty_frame_clears_the_window(backend: WarehouseBackend) -> None:
+    window, neighbour = window_of(0, 2), window_of(2, 1)
+    replace(backend, DAILY_PRICES, window, make_frame(DAILY_PRICES, window, 3))
+    replace(backend, DAILY_PRICES, neighbour, make_frame(DAILY_PRICES, neighbour, 3))
+
+    assert replace(backend, DAILY_PRICES, window, empty_frame(DAILY_PRICES)) == 0
+
+    assert backend.read_window(DAILY_PRICES, window).empty
+    assert len(backend.read_window(DAILY_PRICES, neighbour)) == 3
+
+
+def _write_window(path: str, first_day_offset: int, version: int) -> None:
+    window = window_of(first_day_offset, 3)
+    frame = make_frame(DAILY_PRICES, window, rows_per_day=400, version=version)
+    for _ in range(5):  # several writes each, so the two processes really overlap
+        replace(DuckDBWarehouse(path), DAILY_PRICES, window, frame)
+
+
+def test_duckdb_two_processes_write_different_windows_at_once(tmp_path: Path) -> None:
+    path = str(tmp_path / "warehouse.duckdb")
+    context = multiprocessing.get_context("fork")
+    workers = [
+        context.Process(target=_write_window, args=(path, offset, version))
+        for offset, version in ((0, 1), (10, 2))
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+
+    assert [worker.exitcode for worker in workers] == [0, 0]
+    warehouse = DuckDBWarehouse(path)
+    for offset, version in ((0, 1), (10, 2)):
+        window = window_of(offset, 3)
+        pd.testing.assert_frame_equal(
+            warehouse.read_window(DAILY_PRICES, window),
+            expected(DAILY_PRICES, window, make_frame(DAILY_PRICES, window, 400, version=version)),
+        )

@@ -1,0 +1,198 @@
+"""Window writes on the local Postgres: COPY vs batched upserts vs the REST backend's requests.
+
+    .venv/bin/python bench/write.py [--sizes 100000 1000000] [--dsn postgresql://...]
+
+For each size, in a throwaway database with the migrations applied, it times:
+  * copy:      PostgresWarehouse.replace_window (one transaction: DELETE + binary COPY, rows
+               converted in chunks while COPY streams) into an empty window, and again replacing
+               that same window (a rerun);
+  * upsert:    what a simple Supabase job runner does, batched `INSERT ... ON CONFLICT DO UPDATE`
+               of 1,000 rows per statement (neither atomic nor able to remove stale rows);
+  * rest:      the SQL calls the REST backend makes (`stage_window_batch` per 500 rows, then
+               `commit_daily_prices_window`), sent straight to Postgres so HTTP is left out.
+It prints rows/s, the round trips each needs, and the time projected at a 30 ms round trip (a home
+lab talking to Supabase's Sydney region): measured time + round trips x 30 ms. Bandwidth and TLS
+are not modelled. It asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from asx_pipeline.warehouse.frames import Window, conform_frame
+from asx_pipeline.warehouse.migrations import apply_migrations
+from asx_pipeline.warehouse.postgres_backend import PostgresWarehouse, copy_rows
+from asx_pipeline.warehouse.rest_backend import json_rows
+from asx_pipeline.warehouse.tables import DAILY_PRICES
+
+SYMBOLS_PER_DAY = 2000
+UPSERT_BATCH = 1000
+REST_BATCH = 500
+PROJECTED_RTT_S = 0.030
+# BEGIN, SET statement_timeout, SET TimeZone, advisory lock, DELETE, COPY, COMMIT: the same for
+# any row count (COPY streams its rows without waiting for answers).
+COPY_ROUND_TRIPS = 7
+
+
+@dataclass
+class Result:
+    method: str
+    rows: int
+    seconds: float
+    round_trips: int
+
+    def line(self) -> str:
+        projected = self.seconds + self.round_trips * PROJECTED_RTT_S
+        return (
+            f"{self.method:<22} {self.rows:>9,} rows {self.seconds:>8.2f} s "
+            f"{self.rows / self.seconds:>11,.0f} rows/s {self.round_trips:>7,} round trips "
+            f"{projected:>9.1f} s at 30 ms"
+        )
+
+
+def make_prices(rows: int) -> tuple[Window, pd.DataFrame]:
+    days = math.ceil(rows / SYMBOLS_PER_DAY)
+    start = dt.date(2020, 1, 1)
+    window = Window(start, start + dt.timedelta(days=days))
+    rng = np.random.default_rng(7)
+    frame = pd.DataFrame(
+        {
+            "trade_date": np.repeat([start + dt.timedelta(days=d) for d in range(days)],
+                                    SYMBOLS_PER_DAY)[:rows],
+            "symbol": np.tile([f"S{i:04d}" for i in range(SYMBOLS_PER_DAY)], days)[:rows],
+            **{name: rng.uniform(1, 100, rows).round(4)
+               for name in ("open", "high", "low", "close", "adj_close")},
+            "volume": rng.integers(0, 10**8, rows),
+            "source": "bench",
+            "ingested_at": pd.Timestamp("2025-11-03T06:30:00Z"),
+        }
+    )  # fmt: skip
+    return window, conform_frame(DAILY_PRICES, window, frame)
+
+
+def timed(method: str, rows: int, round_trips: int, work: Callable[[], object]) -> Result:
+    started = time.perf_counter()
+    work()
+    return Result(method, rows, time.perf_counter() - started, round_trips)
+
+
+def truncate(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("TRUNCATE public.daily_prices")
+        conn.execute("VACUUM ANALYZE public.daily_prices")
+
+
+def upsert_statement(rows: int) -> bytes:
+    """One multi-row INSERT ... ON CONFLICT DO UPDATE for `rows` rows, rendered once."""
+    names = DAILY_PRICES.column_names
+    updates = ", ".join(f"{n} = EXCLUDED.{n}" for n in names if n not in DAILY_PRICES.key)
+    row = "(" + ", ".join(["%s"] * len(names)) + ")"
+    return (
+        f"INSERT INTO public.daily_prices ({', '.join(names)}) VALUES "
+        f"{', '.join([row] * rows)} ON CONFLICT (trade_date, symbol) DO UPDATE SET {updates}"
+    ).encode()
+
+
+def upsert(dsn: str, frame: pd.DataFrame) -> None:
+    rows = copy_rows(DAILY_PRICES, frame)
+    full = upsert_statement(UPSERT_BATCH)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for start in range(0, len(rows), UPSERT_BATCH):
+            batch = rows[start : start + UPSERT_BATCH]
+            statement = full if len(batch) == UPSERT_BATCH else upsert_statement(len(batch))
+            conn.execute(statement, [value for row in batch for value in row])
+
+
+def rest_pattern(dsn: str, window: Window, frame: pd.DataFrame) -> None:
+    rows = json_rows(DAILY_PRICES, frame)
+    upload = str(uuid.uuid4())
+    batches = [rows[i : i + REST_BATCH] for i in range(0, len(rows), REST_BATCH)]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for number, batch in enumerate(batches):
+            conn.execute(
+                "SELECT public.stage_window_batch(%s, 'daily_prices', %s, %s, %s, %s)",
+                [upload, window.start, window.end, number, json.dumps(batch)],
+            )
+        conn.execute(
+            "SELECT public.commit_daily_prices_window(%s, %s, %s, %s)",
+            [upload, window.start, window.end, len(batches)],
+        )
+
+
+@contextmanager
+def throwaway_database(admin_dsn: str) -> Iterator[str]:
+    name = f"asx_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        dsn = make_conninfo(admin_dsn, dbname=name)
+        apply_migrations(dsn)
+        yield dsn
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def bench_size(dsn: str, rows: int) -> list[Result]:
+    window, frame = make_prices(rows)
+    warehouse = PostgresWarehouse(dsn)
+    # Once per process, not per write: kept out of the timings.
+    warehouse.check_schema()
+    results = []
+    truncate(dsn)
+    results.append(
+        timed("copy (empty window)", rows, COPY_ROUND_TRIPS,
+              lambda: warehouse.replace_window(DAILY_PRICES, window, frame))
+    )  # fmt: skip
+    results.append(
+        timed("copy (replace window)", rows, COPY_ROUND_TRIPS,
+              lambda: warehouse.replace_window(DAILY_PRICES, window, frame))
+    )  # fmt: skip
+    truncate(dsn)
+    results.append(
+        timed("upsert (empty window)", rows, math.ceil(rows / UPSERT_BATCH),
+              lambda: upsert(dsn, frame))
+    )  # fmt: skip
+    truncate(dsn)
+    results.append(
+        timed("rest (empty window)", rows, math.ceil(rows / REST_BATCH) + 1,
+              lambda: rest_pattern(dsn, window, frame))
+    )  # fmt: skip
+    assert len(warehouse.read_window(DAILY_PRICES, window, ["trade_date"])) == rows
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument(
+        "--dsn",
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="a role that may CREATE DATABASE; a throwaway database is used",
+    )
+    args = parser.parse_args()
+    with throwaway_database(args.dsn) as dsn:
+        with psycopg.connect(dsn) as conn:
+            version = conn.execute("SHOW server_version").fetchone()
+        print(f"PostgreSQL {version[0] if version else '?'} on {PostgresWarehouse(dsn).describe()}")
+        for rows in args.sizes:
+            for result in bench_size(dsn, rows):
+                print(result.line(), flush=True)
+
+
+if __name__ == "__main__":
+    main()
