@@ -1,0 +1,1 @@
+"""Pure pandas/numpy computations behind the derived assets (no Dagster, no I/O)."""

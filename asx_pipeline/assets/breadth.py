@@ -1,0 +1,42 @@
+"""`market_breadth`: one row per session summarising the whole tracked market."""
+
+import pandas as pd
+from dagster import AssetExecutionContext, BackfillPolicy, Output, asset
+
+from asx_pipeline.analytics.breadth import compute_breadth
+from asx_pipeline.assets.metadata import preview, session_span
+from asx_pipeline.calendar import asx_trading_days, sessions_in_window
+from asx_pipeline.warehouse.io_manager import window_of
+from asx_pipeline.warehouse.tables import MARKET_BREADTH
+
+
+@asset(
+    partitions_def=asx_trading_days(),
+    backfill_policy=BackfillPolicy.single_run(),
+    io_manager_key="warehouse_io_manager",
+    group_name="analytics",
+    kinds={"pandas"},
+    description=MARKET_BREADTH.description,
+)
+def market_breadth(
+    context: AssetExecutionContext, daily_indicators: pd.DataFrame, daily_prices: pd.DataFrame
+) -> Output[pd.DataFrame]:
+    window = window_of(context.partition_time_window)
+    frame = compute_breadth(daily_indicators, daily_prices)
+    latest = frame.iloc[-1] if not frame.empty else None
+    metadata: dict[str, object] = {
+        "row_count": len(frame),
+        **session_span(sessions_in_window(window.start, window.end)),
+        "preview": preview(frame.tail(10)),
+    }
+    if latest is not None:
+        metadata |= {
+            "latest_advancers": int(latest["advancers"]),
+            "latest_decliners": int(latest["decliners"]),
+            "latest_pct_above_sma_200": _number(latest["pct_above_sma_200"]),
+        }
+    return Output(frame, metadata=metadata)
+
+
+def _number(value: object) -> float:
+    return float("nan") if value is None or pd.isna(value) else round(float(value), 2)

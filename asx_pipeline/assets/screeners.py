@@ -1,0 +1,76 @@
+"""`screener_results`: the screeners of the screeners file, run on each session, ranked.
+
+The file is validated when the definitions load (definitions.py builds the ScreenersResource
+with `validated_screeners_resource`), so a bad file stops the code location, not a run.
+"""
+
+from pathlib import Path
+
+import pandas as pd
+from dagster import AssetExecutionContext, BackfillPolicy, ConfigurableResource, Output, asset
+
+from asx_pipeline.analytics.screener_config import ScreenerSet, load_screeners
+from asx_pipeline.analytics.screening import run_screeners, screening_frame
+from asx_pipeline.assets.metadata import preview, session_span
+from asx_pipeline.calendar import asx_trading_days, sessions_in_window
+from asx_pipeline.warehouse.io_manager import window_of
+from asx_pipeline.warehouse.tables import SCREENER_RESULTS
+
+
+class ScreenersResource(ConfigurableResource):
+    """Where the screeners file is; `screeners()` parses and validates it."""
+
+    path: str = "config/screeners.yml"
+
+    def screeners(self) -> ScreenerSet:
+        return load_screeners(self.path)
+
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def resolve_screeners_path(path: str) -> str:
+    """`path` as given, or, when relative and absent from the working directory, relative to
+    the project (so the default works however `dagster` or cron were started)."""
+    given = Path(path)
+    if given.is_absolute() or given.exists() or not (PROJECT_ROOT / given).exists():
+        return str(given)
+    return str(PROJECT_ROOT / given)
+
+
+def validated_screeners_resource(path: str) -> ScreenersResource:
+    """A resource for `path`, after checking the file (raises ScreenerConfigError if bad)."""
+    resolved = resolve_screeners_path(path)
+    load_screeners(resolved)
+    return ScreenersResource(path=resolved)
+
+
+@asset(
+    partitions_def=asx_trading_days(),
+    backfill_policy=BackfillPolicy.single_run(),
+    io_manager_key="warehouse_io_manager",
+    group_name="analytics",
+    kinds={"pandas"},
+    description=SCREENER_RESULTS.description,
+)
+def screener_results(
+    context: AssetExecutionContext,
+    screeners: ScreenersResource,
+    daily_indicators: pd.DataFrame,
+    daily_prices: pd.DataFrame,
+    asx_symbols: pd.DataFrame,
+) -> Output[pd.DataFrame]:
+    window = window_of(context.partition_time_window)
+    config = screeners.screeners()
+    frame = run_screeners(screening_frame(daily_indicators, daily_prices, asx_symbols), config)
+    hits = frame.groupby("screener").size() if not frame.empty else pd.Series(dtype=int)
+    return Output(
+        frame,
+        metadata={
+            "row_count": len(frame),
+            **session_span(sessions_in_window(window.start, window.end)),
+            "screeners_file": config.path,
+            **{f"hits_{s.name}": int(hits.get(s.name, 0)) for s in config.screeners},
+            "preview": preview(frame[frame["rank"] <= 3] if not frame.empty else frame),
+        },
+    )

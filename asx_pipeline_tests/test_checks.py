@@ -1,0 +1,178 @@
+"""Each asset check passes on good data and fails on a planted defect; blocking ones stop
+downstream assets in the same run."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import pandas as pd
+import pytest
+from dagster import AssetCheckSeverity, AssetSelection, DagsterInstance, materialize
+
+from asx_pipeline.analytics import quality
+from asx_pipeline.assets.indicators import daily_indicators
+from asx_pipeline.assets.prices import market_bars
+from asx_pipeline.assets.symbols import asx_symbols
+from asx_pipeline.calendar import sessions_between
+from asx_pipeline.checks import ALL_CHECKS
+from asx_pipeline.runs import range_tags
+from asx_pipeline.sources.market_data import PriceHistory
+from asx_pipeline.sources.resource import MarketDataResource
+from asx_pipeline.sources.sample import SampleMarketData
+from asx_pipeline.warehouse.io_manager import WarehouseIOManager
+
+FIRST, LAST = dt.date(2025, 11, 10), dt.date(2025, 11, 14)
+UNIVERSE = "BHP,CBA,WBC,NAB,FMG,CSL,PME,SYR,WOW,QBE"
+
+
+class _Defective:
+    """The sample source with one defect planted in what it returns."""
+
+    name = "sample"
+
+    def __init__(self, defect: str) -> None:
+        self.source = SampleMarketData()
+        self.defect = defect
+
+    def directory(self, as_of: dt.date) -> pd.DataFrame:
+        return self.source.directory(as_of)
+
+    def price_history(self, tickers: Sequence[str], first: dt.date, last: dt.date) -> PriceHistory:
+        history = self.source.price_history(tickers, first, last)
+        prices, actions = history.prices.copy(), history.actions.copy()
+        bhp = prices["yahoo_ticker"] == "BHP.AX"
+        if self.defect == "negative_price":
+            prices.loc[bhp, "low"] = -1.0
+        elif self.defect == "high_below_close":
+            prices.loc[bhp, "high"] = prices.loc[bhp, "close"] * 0.9
+        elif self.defect == "negative_volume":
+            prices.loc[bhp, "volume"] = -5
+        elif self.defect == "stale":
+            prices.loc[bhp, ["open", "high", "low", "close"]] = 40.0
+            prices.loc[bhp, "volume"] = 0
+        elif self.defect == "low_coverage":
+            prices = prices[prices["yahoo_ticker"].isin(["BHP.AX", "CBA.AX"])]
+        elif self.defect == "huge_dividend":
+            row = pd.DataFrame([[FIRST, "BHP.AX", "dividend", 500.0]], columns=actions.columns)
+            actions = pd.concat([actions, row], ignore_index=True)
+        return PriceHistory(prices=prices, actions=actions, failed=history.failed)
+
+
+class PlantedMarketData(MarketDataResource):
+    defect: str = "none"
+
+    def client(self):  # type: ignore[override]
+        return _Defective(self.defect)
+
+
+def _run(tmp_path, defect: str):
+    return materialize(
+        [asx_symbols, market_bars, daily_indicators, *ALL_CHECKS],
+        selection=AssetSelection.assets(
+            "asx_symbols", "daily_prices", "corporate_actions", "daily_indicators"
+        ),
+        resources={
+            "market_data": PlantedMarketData(source="sample", universe=UNIVERSE, defect=defect),
+            "warehouse_io_manager": WarehouseIOManager(
+                backend="duckdb", duckdb_path=str(tmp_path / "warehouse.duckdb")
+            ),
+        },
+        tags=range_tags(FIRST, LAST),
+        instance=DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+
+
+def _outcomes(result) -> dict[str, tuple[bool, AssetCheckSeverity]]:
+    return {e.check_name: (e.passed, e.severity) for e in result.get_asset_check_evaluations()}
+
+
+def test_every_check_passes_on_good_data(tmp_path) -> None:
+    result = _run(tmp_path, "none")
+    assert result.success
+    outcomes = _outcomes(result)
+    assert set(outcomes) == {c.check_key.name for c in ALL_CHECKS}
+    assert all(passed for passed, _ in outcomes.values())
+    assert result.asset_materializations_for_node("daily_indicators")
+
+
+@pytest.mark.parametrize(
+    ("defect", "check"),
+    [
+        ("negative_price", "daily_prices_positive"),
+        ("high_below_close", "daily_prices_ohlc_consistent"),
+        ("negative_volume", "daily_prices_volume_non_negative"),
+        ("huge_dividend", "corporate_actions_plausible"),
+    ],
+)
+def test_a_structural_defect_fails_its_check_and_blocks_downstream(tmp_path, defect, check):
+    result = _run(tmp_path, defect)
+    outcomes = _outcomes(result)
+    assert outcomes[check] == (False, AssetCheckSeverity.ERROR)
+    failed = [name for name, (passed, _) in outcomes.items() if not passed]
+    assert failed == [check]
+    # Blocking: the indicators never ran on the bad bars.
+    assert not result.asset_materializations_for_node("daily_indicators")
+
+
+@pytest.mark.parametrize(
+    ("defect", "check"),
+    [("stale", "daily_prices_stale_quotes"), ("low_coverage", "daily_prices_coverage")],
+)
+def test_a_warning_fails_its_check_without_blocking(tmp_path, defect, check) -> None:
+    result = _run(tmp_path, defect)
+    assert _outcomes(result)[check] == (False, AssetCheckSeverity.WARN)
+    assert result.asset_materializations_for_node("daily_indicators")
+
+
+def _bars() -> pd.DataFrame:
+    days = sessions_between(FIRST, LAST)
+    return pd.DataFrame(
+        {
+            "trade_date": days * 2,
+            "symbol": ["AAA"] * 5 + ["BBB"] * 5,
+            "open": [1.0] * 10,
+            "high": [1.2] * 10,
+            "low": [0.9] * 10,
+            "close": [1.1] * 10,
+            "volume": [100] * 10,
+        }
+    )
+
+
+def test_rules_on_hand_made_frames() -> None:
+    good = _bars()
+    for rule in (
+        quality.non_positive_prices,
+        quality.inconsistent_ohlc,
+        quality.negative_volume,
+        quality.duplicate_bars,
+    ):
+        assert rule(good).passed
+    duplicated = pd.concat([good, good.iloc[[3]]], ignore_index=True)
+    finding = quality.duplicate_bars(duplicated)
+    assert not finding.passed and set(finding.rows["symbol"]) == {"AAA"}
+    assert len(finding.rows) == 2
+    stale = good.assign(volume=[0] * 5 + [100] * 5)
+    assert quality.stale_quotes(stale, [LAST]).rows["symbol"].tolist() == ["AAA"]
+    assert quality.stale_quotes(stale.iloc[1:], [LAST]).passed  # only four quiet sessions
+    assert quality.stale_quotes(good, [LAST]).passed
+
+
+def test_corporate_action_rules() -> None:
+    bars = _bars()
+    actions = pd.DataFrame(
+        {
+            "ex_date": [FIRST, FIRST, FIRST, FIRST],
+            "symbol": ["AAA", "BBB", "AAA", "BBB"],
+            "action": ["dividend", "dividend", "split", "split"],
+            "value": [0.0, 0.6, 2.0, 1.0],
+        }
+    )
+    finding = quality.implausible_actions(actions, bars)
+    # A zero dividend restates nothing and passes; 0.6 on a 1.1 close and a 1:1 split do not.
+    assert finding.rows[["symbol", "action", "value"]].values.tolist() == [
+        ["BBB", "dividend", 0.6],
+        ["BBB", "split", 1.0],
+    ]
