@@ -7,6 +7,7 @@ in the UI's run history like any other run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -21,6 +22,7 @@ DEMO_SESSIONS = 60
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    _configure_logging()
     if not hasattr(args, "command"):
         parser.print_help()
         return 2
@@ -28,6 +30,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.command(args))
     except KeyboardInterrupt:
         return 130
+
+
+def _configure_logging() -> None:
+    """JSON lines from the first line on (ASX_LOG_FORMAT=json), before the definitions load."""
+    from asx_pipeline.logging_config import configure_logging
+    from asx_pipeline.settings import SettingsError, get_settings
+
+    # The command that needs the settings reports an invalid one itself.
+    with contextlib.suppress(SettingsError):
+        configure_logging(get_settings().asx_log_format)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,6 +56,35 @@ def _parser() -> argparse.ArgumentParser:
     db_commands = db.add_subparsers(title="db commands")
     migrate = db_commands.add_parser("migrate", help="Apply pending SQL migrations to Supabase.")
     migrate.set_defaults(command=_db_migrate)
+    db_status = db_commands.add_parser(
+        "status", help="List applied and pending SQL migrations. Exit 1 when any is pending."
+    )
+    db_status.set_defaults(command=_db_status)
+
+    daily = commands.add_parser(
+        "daily", help="Refresh every daily asset for one session (default: today in Sydney)."
+    )
+    daily.add_argument("--date", type=_date, help="The session, YYYY-MM-DD.")
+    daily.set_defaults(command=_daily)
+
+    backfill = commands.add_parser(
+        "backfill", help="Refresh every daily asset for a range of sessions, in one run."
+    )
+    backfill.add_argument("--start", type=_date, required=True, help="First day, YYYY-MM-DD.")
+    backfill.add_argument("--end", type=_date, required=True, help="Last day, YYYY-MM-DD.")
+    backfill.set_defaults(command=_backfill)
+
+    symbols = commands.add_parser(
+        "symbols", help="Refresh asx_symbols for a session and list the tracked universe."
+    )
+    symbols.add_argument("--date", type=_date, help="The session (default: the latest final).")
+    symbols.set_defaults(command=_symbols)
+
+    status = commands.add_parser(
+        "status",
+        help="Per asset: latest session, last run, failing checks. Exit 1 when stale or failed.",
+    )
+    status.set_defaults(command=_status)
     return parser
 
 
@@ -59,7 +100,7 @@ def ensure_dagster_home() -> Path:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from asx_pipeline.runs import run_core_range, summarise_core_tables
+    from asx_pipeline.runs import run_core_range, run_job_range, summarise_core_tables
     from asx_pipeline.settings import get_settings
 
     settings = get_settings()
@@ -70,15 +111,65 @@ def _demo(args: argparse.Namespace) -> int:
         f"market data: {settings.asx_market_data}, warehouse: {settings.warehouse_backend}",
         flush=True,
     )
-    result = run_core_range(first, last)
+    # The indicators look back LOOKBACK_SESSIONS sessions (sma_200, 52-week high), so the core
+    # tables are first filled for the sessions before the demo window, in one run of their own.
+    history_first, history_last = _history_before(first)
+    print(f"Loading price history {history_first} .. {history_last} for the indicators", flush=True)
+    history = run_core_range(history_first, history_last)
+    if not history.success:
+        print(f"\nThe run failed (run id {history.run_id}); see the log above.", file=sys.stderr)
+        return 1
+    result = run_job_range(DAILY_JOB, first, last)
     if not result.success:
         print(f"\nThe run failed (run id {result.run_id}); see the log above.", file=sys.stderr)
         return 1
     print()
     print(summarise_core_tables(first, last))
-    print(f"Run id: {result.run_id}")
+    print(_analytics_highlights(first, last))
+    print(f"Run ids: {history.run_id} (history), {result.run_id}")
     print("Open the UI with `make ui` and browse to http://127.0.0.1:3000")
     return 0
+
+
+ANALYTICS_TABLES = ("daily_indicators", "market_breadth", "screener_results", "daily_report")
+DEMO_TOP_HITS = 3
+
+
+def _history_before(first: dt.date) -> tuple[dt.date, dt.date]:
+    """The LOOKBACK_SESSIONS - 1 sessions before `first`: what its indicators look back on."""
+    from asx_pipeline.analytics.indicators import LOOKBACK_SESSIONS
+    from asx_pipeline.calendar import sessions_between
+
+    before = sessions_between(first - dt.timedelta(days=LOOKBACK_SESSIONS * 2), first)[:-1]
+    return before[-(LOOKBACK_SESSIONS - 1)], before[-1]
+
+
+def _analytics_highlights(first: dt.date, day: dt.date) -> str:
+    """Rows of the analytics tables, then the top screener hits and the report's path of the
+    session `day`, as lines for a person."""
+    from asx_pipeline.definitions import defs
+    from asx_pipeline.warehouse.frames import Window
+    from asx_pipeline.warehouse.tables import DAILY_REPORT, SCREENER_RESULTS, TABLES
+
+    warehouse = defs.resources["warehouse_io_manager"].warehouse()
+    window = Window(first, day + dt.timedelta(days=1))
+    lines = [
+        f"  {name:<18} {len(warehouse.read_window(TABLES[name], window)):>8} rows"
+        for name in ANALYTICS_TABLES
+    ]
+    hits = warehouse.read_window(SCREENER_RESULTS, Window.single(day))
+    report = warehouse.read_window(DAILY_REPORT, Window.single(day))
+    lines.append(f"Top screener hits on {day}:")
+    for screener, group in hits.groupby("screener", sort=True):
+        top = group.sort_values("rank").head(DEMO_TOP_HITS)
+        pairs = zip(top["symbol"], top["score"], strict=True)
+        shown = ", ".join(f"{symbol} ({score:.4g})" for symbol, score in pairs)
+        lines.append(f"  {screener:<20} {shown}")
+    if hits.empty:
+        lines.append("  none")
+    if not report.empty:
+        lines.append(f"Daily report: {report['html_path'].iloc[0]}")
+    return "\n".join(lines)
 
 
 def _latest_sessions(count: int, delay_minutes: int) -> tuple[dt.date, dt.date]:
@@ -104,6 +195,205 @@ def _db_migrate(args: argparse.Namespace) -> int:
     applied = apply_migrations(settings.supabase_db_url.get_secret_value())
     print("Applied: " + (", ".join(applied) if applied else "nothing, already up to date"))
     return 0
+
+
+def _db_status(args: argparse.Namespace) -> int:
+    from asx_pipeline.settings import get_settings
+    from asx_pipeline.warehouse.migrations import MigrationError, migration_status
+    from asx_pipeline.warehouse.postgres_backend import scrub_dsn
+
+    db_url = get_settings().supabase_db_url
+    if db_url is None:
+        print("SUPABASE_DB_URL is not set: no Postgres warehouse to check.", file=sys.stderr)
+        return EXIT_USAGE
+    dsn = db_url.get_secret_value()
+    try:
+        states = migration_status(dsn)
+    except MigrationError as error:
+        print(f"Cannot tell: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"Migrations of {scrub_dsn(dsn)}:")
+    for state in states:
+        when = f"applied {state.applied_at:%Y-%m-%d %H:%M %Z}" if state.applied_at else "PENDING"
+        print(f"  {state.filename:<40} {when}")
+    pending = [state.filename for state in states if state.pending]
+    if pending:
+        print(f"{len(pending)} pending: run `asx-pipeline db migrate`.")
+        return EXIT_FAILED
+    print("Up to date.")
+    return 0
+
+
+# --- daily, backfill, symbols, status: for cron, systemd timers and people ----------------------
+# Exit codes: 0 done, 1 a run failed or data is stale, 2 bad arguments, 75 (EX_TEMPFAIL) another
+# run is writing the same sessions, try later.
+EXIT_FAILED, EXIT_USAGE, EXIT_BUSY = 1, 2, 75
+DAILY_JOB = "asx_daily_refresh"
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+def _sydney_today() -> dt.date:
+    from asx_pipeline.calendar import _sydney
+
+    return dt.datetime.now(dt.UTC).astimezone(_sydney()).date()
+
+
+def _daily(args: argparse.Namespace) -> int:
+    from asx_pipeline.automation import non_session_reason
+
+    day = args.date or _sydney_today()
+    reason = non_session_reason(day)
+    if reason:
+        print(reason)
+        # A cron line that runs every day must not fail on holidays; an explicit date should.
+        return EXIT_USAGE if args.date else 0
+    return _run_daily_job(day, day, f"asx-pipeline daily: session {day}")
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    from asx_pipeline.calendar import sessions_between
+
+    sessions = sessions_between(args.start, args.end)
+    if not sessions:
+        print(f"No ASX sessions between {args.start} and {args.end}.", file=sys.stderr)
+        return EXIT_USAGE
+    first, last = sessions[0], sessions[-1]
+    title = f"asx-pipeline backfill: {len(sessions)} sessions {first} .. {last} in one run"
+    return _run_daily_job(first, last, title)
+
+
+def _run_daily_job(first: dt.date, last: dt.date, title: str) -> int:
+    from asx_pipeline.runs import run_job_range, summarise_tables
+
+    return _run_and_report(
+        title, first, last, lambda: run_job_range(DAILY_JOB, first, last), summarise_tables
+    )
+
+
+def _run_and_report(title, first, last, launch, summarise) -> int:
+    """Run, then print a summary a person (or cron's mail) can read; the exit code says it all."""
+    from dagster import DagsterInstance
+
+    from asx_pipeline.runs import PartitionBusyError, refuse_when_busy
+    from asx_pipeline.settings import get_settings
+
+    settings = get_settings()
+    ensure_dagster_home()
+    print(f"{title} (market data: {settings.asx_market_data}, "
+          f"warehouse: {settings.warehouse_backend})", flush=True)
+    missing = [day for day in (first, last) if not _is_partition(day)]
+    if missing:
+        print(
+            f"Not started: {missing[0]} is not a partition yet (sessions appear as partitions "
+            "from ASX_START_DATE up to the next session).",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    try:
+        refuse_when_busy(DagsterInstance.get(), first, last)
+    except PartitionBusyError as error:
+        print(f"Not started: {error}", file=sys.stderr)
+        return EXIT_BUSY
+    result = launch()
+    print()
+    if not result.success:
+        print(f"FAILED: run {result.run_id}", file=sys.stderr)
+        for event in result.get_step_failure_events():
+            error = event.event_specific_data.error if event.event_specific_data else None
+            first_line = error.message.strip().splitlines()[0] if error else "unknown error"
+            print(f"  step {event.step_key}: {first_line}", file=sys.stderr)
+        return EXIT_FAILED
+    print(summarise(first, last))
+    print(f"OK: run {result.run_id}")
+    return 0
+
+
+def _is_partition(day: dt.date) -> bool:
+    from asx_pipeline.calendar import asx_trading_days, partition_key
+
+    return asx_trading_days().has_partition_key(partition_key(day))
+
+
+def _symbols(args: argparse.Namespace) -> int:
+    from dagster import AssetKey
+
+    from asx_pipeline.calendar import is_session, latest_final_session
+    from asx_pipeline.runs import run_job_range
+    from asx_pipeline.settings import get_settings
+
+    settings = get_settings()
+    day = args.date or latest_final_session(
+        dt.datetime.now(dt.UTC), settings.asx_data_delay_minutes
+    )
+    if not is_session(day):
+        print(f"{day} is not an ASX session.", file=sys.stderr)
+        return EXIT_USAGE
+    launch = lambda: run_job_range(  # noqa: E731 - a deferred call, named for readability
+        DAILY_JOB, day, day, asset_selection=[AssetKey("asx_symbols")]
+    )
+    return _run_and_report(
+        f"asx-pipeline symbols: session {day}", day, day, launch, _universe_listing
+    )
+
+
+def _universe_listing(first: dt.date, last: dt.date) -> str:
+    from asx_pipeline.definitions import defs
+    from asx_pipeline.warehouse.frames import Window
+    from asx_pipeline.warehouse.tables import ASX_SYMBOLS
+
+    warehouse = defs.resources["warehouse_io_manager"].warehouse()
+    frame = warehouse.read_window(ASX_SYMBOLS, Window(first, last + dt.timedelta(days=1)))
+    lines = [f"{len(frame)} symbols tracked on {last}:"]
+    for row in frame.itertuples(index=False):
+        lines.append(
+            f"  {row.symbol:<6} {row.status:<9} {row.gics_industry_group or '':<40.40} "
+            f"{row.company_name}"
+        )
+    return "\n".join(lines)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from dagster import DagsterInstance
+
+    from asx_pipeline.runs import asset_statuses
+
+    ensure_dagster_home()
+    expected = expected_session(dt.datetime.now(dt.UTC))
+    statuses = asset_statuses(DagsterInstance.get(), expected, skip_staleness=("intraday_quotes",))
+    print(f"Expected latest session: {expected} (its data is due by ASX_FRESHNESS_DEADLINE)")
+    print(f"{'asset':<20} {'latest':<11} {'last run':<10} {'run id':<37} failing checks")
+    for status in statuses:
+        mark = "STALE" if status.stale else ""
+        print(
+            f"{status.asset:<20} {status.latest_session or 'never':<11} "
+            f"{status.last_run_status or '-':<10} {status.last_run_id or '-':<37} "
+            f"{', '.join(status.failing_checks) or '-'} {mark}".rstrip()
+        )
+    unhealthy = [status.asset for status in statuses if not status.healthy]
+    if unhealthy:
+        print(f"NOT OK: {', '.join(unhealthy)}")
+        return EXIT_FAILED
+    print("OK: every asset is up to date and its last run succeeded.")
+    return 0
+
+
+def expected_session(now: dt.datetime) -> dt.date:
+    """The latest session whose data should be in by now (its freshness deadline has passed)."""
+    from asx_pipeline.calendar import _sydney, sessions_between
+    from asx_pipeline.settings import get_settings
+
+    deadline = get_settings().asx_freshness_deadline
+    local = now.astimezone(_sydney())
+    for session in reversed(sessions_between(local.date() - dt.timedelta(days=30), local.date())):
+        if dt.datetime.combine(session, deadline, tzinfo=_sydney()) <= local:
+            return session
+    raise RuntimeError(f"No ASX session in the 30 days before {local.date()}")
 
 
 if __name__ == "__main__":

@@ -9,8 +9,16 @@ from __future__ import annotations
 from dagster import AssetSelection, Definitions, EnvVar, define_asset_job
 from dotenv import load_dotenv
 
+from asx_pipeline.assets.breadth import market_breadth
+from asx_pipeline.assets.indicators import daily_indicators
+from asx_pipeline.assets.intraday import intraday_quotes
 from asx_pipeline.assets.prices import market_bars
+from asx_pipeline.assets.reports import ReportsResource, daily_report
+from asx_pipeline.assets.screeners import screener_results, validated_screeners_resource
 from asx_pipeline.assets.symbols import asx_symbols
+from asx_pipeline.automation import build_automation
+from asx_pipeline.checks import ALL_CHECKS
+from asx_pipeline.logging_config import configure_logging, json_console_logger
 from asx_pipeline.settings import Settings, get_settings
 from asx_pipeline.sources.resource import MarketDataResource
 from asx_pipeline.warehouse.io_manager import WarehouseIOManager
@@ -56,12 +64,31 @@ def warehouse_io_manager(settings: Settings) -> WarehouseIOManager:
 
 
 def build_definitions(settings: Settings) -> Definitions:
+    jobs, schedules, sensors = build_automation(settings)
+    configure_logging(settings.asx_log_format)
+    # ASX_LOG_FORMAT=json swaps every job's console logger for one that writes JSON lines.
+    loggers = {"console": json_console_logger} if settings.asx_log_format == "json" else {}
     return Definitions(
-        assets=[asx_symbols, market_bars],
-        jobs=[asx_core_job],
+        assets=[
+            asx_symbols,
+            market_bars,
+            intraday_quotes,
+            daily_indicators,
+            market_breadth,
+            screener_results,
+            daily_report,
+        ],
+        asset_checks=ALL_CHECKS,
+        jobs=[asx_core_job, *jobs],
+        schedules=schedules,
+        sensors=sensors,
+        loggers=loggers,
         resources={
             "market_data": market_data_resource(settings),
             "warehouse_io_manager": warehouse_io_manager(settings),
+            # Validated here, so a bad screeners file fails the code location at load time.
+            "screeners": validated_screeners_resource(str(settings.asx_screeners_file)),
+            "reports": ReportsResource(directory=str(settings.asx_data_dir / "reports")),
         },
     )
 

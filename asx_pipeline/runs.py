@@ -1,13 +1,29 @@
-"""Launching the definitions' jobs over a range of sessions from Python (CLI, demo, bench)."""
+"""Launching the definitions' jobs over a range of sessions from Python (CLI, demo, bench).
+
+A run over one session carries Dagster's partition tag, over several the partition-range tags
+(one single-run backfill). Runs execute in this process but are recorded in the instance of
+DAGSTER_HOME, so the UI shows them like any other run. The daemon's run queue does not see them,
+so `refuse_when_busy` checks for an in-progress run of an overlapping session first.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from dagster import DagsterInstance, ExecuteInProcessResult
+from dagster import (
+    AssetKey,
+    DagsterInstance,
+    DagsterRunStatus,
+    ExecuteInProcessResult,
+    RunsFilter,
+)
+from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES, DagsterRun
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
+    PARTITION_NAME_TAG,
 )
 
 from asx_pipeline.calendar import partition_key, sessions_between
@@ -25,22 +41,54 @@ def range_tags(first: dt.date, last: dt.date) -> dict[str, str]:
     }
 
 
+class PartitionBusyError(RuntimeError):
+    """Another run is writing an overlapping session right now."""
+
+
 def run_job_range(
     job_name: str,
     first: dt.date,
     last: dt.date,
     instance: DagsterInstance | None = None,
+    asset_selection: Sequence[AssetKey] | None = None,
 ) -> ExecuteInProcessResult:
     """Run a job of the definitions once over the sessions first..last, recorded in `instance`."""
     from asx_pipeline.definitions import defs
 
     job = defs.resolve_job_def(job_name)
+    single = first == last
     return job.execute_in_process(
         instance=instance or DagsterInstance.get(),
-        tags=range_tags(first, last),
+        # One session is an ordinary partitioned run, so the UI and the run queue see its key.
+        partition_key=partition_key(first) if single else None,
+        tags=None if single else range_tags(first, last),
         run_config=_CONSOLE_INFO,
         raise_on_error=False,
+        asset_selection=asset_selection,
     )
+
+
+def run_sessions(run: DagsterRun) -> tuple[str, str] | None:
+    """The first and last partition key a run covers (None for an unpartitioned run)."""
+    if PARTITION_NAME_TAG in run.tags:
+        return run.tags[PARTITION_NAME_TAG], run.tags[PARTITION_NAME_TAG]
+    start = run.tags.get(ASSET_PARTITION_RANGE_START_TAG)
+    end = run.tags.get(ASSET_PARTITION_RANGE_END_TAG)
+    return (start, end) if start and end else None
+
+
+def refuse_when_busy(instance: DagsterInstance, first: dt.date, last: dt.date) -> None:
+    """Raise PartitionBusyError when an in-progress run covers any session of first..last."""
+    wanted = (partition_key(first), partition_key(last))
+    for run in instance.get_runs(RunsFilter(statuses=list(IN_PROGRESS_RUN_STATUSES))):
+        covered = run_sessions(run)
+        # Keys are YYYY-MM-DD, so string order is date order.
+        if covered and covered[0] <= wanted[1] and wanted[0] <= covered[1]:
+            raise PartitionBusyError(
+                f"Run {run.run_id} ({run.job_name}, {covered[0]}..{covered[1]}) is "
+                f"{run.status.value.lower()} and overlaps {wanted[0]}..{wanted[1]}; "
+                "try again when it has finished."
+            )
 
 
 def run_core_range(
@@ -63,3 +111,91 @@ def summarise_core_tables(first: dt.date, last: dt.date) -> str:
         lines.append(f"  {name:<18} {len(frame):>8} rows  {symbols:>5} symbols")
     lines.append(f"Warehouse: {warehouse.describe()}")
     return "\n".join(lines)
+
+
+def summarise_tables(first: dt.date, last: dt.date, names: Sequence[str] | None = None) -> str:
+    """Rows per warehouse table in first..last (every table by default), for a person."""
+    from asx_pipeline.definitions import defs
+
+    warehouse = defs.resources["warehouse_io_manager"].warehouse()
+    window = Window(first, last + dt.timedelta(days=1))
+    lines = [f"Sessions {first} .. {last} ({len(sessions_between(first, last))} ASX sessions)"]
+    for name in names or list(TABLES):
+        frame = warehouse.read_window(TABLES[name], window)
+        lines.append(f"  {name:<18} {len(frame):>8} rows")
+    lines.append(f"Warehouse: {warehouse.describe()}")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class AssetStatus:
+    """What `asx-pipeline status` says about one asset."""
+
+    asset: str
+    latest_session: str | None
+    last_run_id: str | None
+    last_run_status: str | None
+    failing_checks: tuple[str, ...]
+    stale: bool
+
+    @property
+    def healthy(self) -> bool:
+        return not self.stale and self.last_run_status != "FAILURE" and not self.failing_checks
+
+
+def asset_statuses(
+    instance: DagsterInstance, expected_session: dt.date, skip_staleness: Sequence[str] = ()
+) -> list[AssetStatus]:
+    """Every asset's latest session, last run and failing checks; stale if behind `expected`."""
+    from asx_pipeline.definitions import defs
+
+    graph = defs.get_repository_def().asset_graph
+    expected = partition_key(expected_session)
+    statuses = []
+    for key in sorted(graph.materializable_asset_keys, key=lambda k: k.to_user_string()):
+        sessions = instance.get_materialized_partitions(key)
+        latest = max(sessions) if sessions else None
+        run = _last_planned_run(instance, key)
+        name = key.to_user_string()
+        statuses.append(
+            AssetStatus(
+                asset=name,
+                latest_session=latest,
+                last_run_id=run.run_id if run else None,
+                last_run_status=run.status.value if run else None,
+                failing_checks=_failing_checks(instance, graph, key),
+                stale=name not in skip_staleness and (latest is None or latest < expected),
+            )
+        )
+    return statuses
+
+
+def _last_planned_run(instance: DagsterInstance, key: AssetKey) -> DagsterRun | None:
+    records = instance.fetch_planned_materializations(key, limit=1).records
+    return instance.get_run_by_id(records[0].run_id) if records else None
+
+
+def _failing_checks(instance: DagsterInstance, graph, key: AssetKey) -> tuple[str, ...]:
+    from dagster._core.storage.asset_check_execution_record import (
+        AssetCheckExecutionRecordStatus,
+    )
+
+    check_keys = [check for check in graph.asset_check_keys if check.asset_key == key]
+    if not check_keys:
+        return ()
+    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(check_keys)
+    failing = []
+    for check_key, record in latest.items():
+        # A check that raised stays PLANNED, in a run that failed: that is failing too.
+        crashed = record.status == AssetCheckExecutionRecordStatus.PLANNED and _run_failed(
+            instance, record.run_id
+        )
+        if record.status == AssetCheckExecutionRecordStatus.FAILED or crashed:
+            failing.append(check_key.name)
+    return tuple(sorted(failing))
+
+
+
+def _run_failed(instance: DagsterInstance, run_id: str) -> bool:
+    run = instance.get_run_by_id(run_id)
+    return run is not None and run.status == DagsterRunStatus.FAILURE

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
         30, ge=0, le=24 * 60, description="How long after the close a session's data is final."
     )
     asx_duckdb_lock_timeout_seconds: float = Field(600.0, gt=0)
+    asx_screeners_file: Path = Field(
+        Path("config/screeners.yml"),
+        description="The screeners YAML file; validated when the definitions load.",
+    )
 
     supabase_db_url: SecretStr | None = None
     supabase_url: AnyHttpUrl | None = None
@@ -75,6 +79,23 @@ class Settings(BaseSettings):
     asx_alert_webhook_url: AnyHttpUrl | None = None
     asx_webserver_url: AnyHttpUrl = Field("http://127.0.0.1:3000")  # type: ignore[assignment]
 
+    # Orchestration (automation.py): times are Australia/Sydney wall-clock times, HH:MM.
+    asx_daily_refresh_time: dt.time = Field(
+        dt.time(18, 0), description="When the daily refresh runs on each ASX session."
+    )
+    asx_freshness_deadline: dt.time = Field(
+        dt.time(19, 30), description="daily_prices for a session must exist by this time."
+    )
+    asx_step_max_retries: int = Field(
+        3, ge=0, le=10, description="Retries of a step that calls Yahoo, after its first try."
+    )
+    asx_step_retry_delay_seconds: float = Field(
+        30.0, ge=0, le=3600, description="First retry delay; it doubles each time, with jitter."
+    )
+    asx_log_format: Literal["text", "json"] = Field(
+        "text", description="`json`: one JSON object per log line (journald-friendly)."
+    )
+
     @field_validator("asx_universe")
     @classmethod
     def _universe_shape(cls, value: str) -> str:
@@ -87,6 +108,13 @@ class Settings(BaseSettings):
                 "such as `BHP,CBA,CSL`"
             )
         return normalised
+
+    @field_validator("asx_daily_refresh_time", "asx_freshness_deadline", mode="before")
+    @classmethod
+    def _wall_clock_time(cls, value: object) -> object:
+        if isinstance(value, str) and not re.fullmatch(r"([01]?[0-9]|2[0-3]):[0-5][0-9]", value):
+            raise ValueError("expected a time of day as HH:MM, such as 18:00")
+        return value
 
     @field_validator("asx_start_date")
     @classmethod

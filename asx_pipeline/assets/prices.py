@@ -22,6 +22,7 @@ from dagster import (
 
 from asx_pipeline.assets.metadata import names, preview, session_span
 from asx_pipeline.calendar import asx_trading_days, sessions_in_window
+from asx_pipeline.retries import yahoo_retry_policy
 from asx_pipeline.sources.market_data import PriceHistory
 from asx_pipeline.sources.resource import MarketDataResource
 from asx_pipeline.warehouse.io_manager import window_of
@@ -52,11 +53,13 @@ def actions_frame(history: PriceHistory, symbols: pd.DataFrame, source: str) -> 
     outs={
         "daily_prices": AssetOut(
             io_manager_key="warehouse_io_manager",
+            is_required=False,
             description=DAILY_PRICES.description,
             kinds={"pandas"},
         ),
         "corporate_actions": AssetOut(
             io_manager_key="warehouse_io_manager",
+            is_required=False,
             description=CORPORATE_ACTIONS.description,
             kinds={"pandas"},
         ),
@@ -66,6 +69,7 @@ def actions_frame(history: PriceHistory, symbols: pd.DataFrame, source: str) -> 
     backfill_policy=BackfillPolicy.single_run(),
     group_name="market_data",
     can_subset=True,
+    retry_policy=yahoo_retry_policy(),
 )
 def market_bars(
     context: AssetExecutionContext, market_data: MarketDataResource, asx_symbols: pd.DataFrame
@@ -76,7 +80,8 @@ def market_bars(
     if asx_symbols.empty:
         raise Failure(
             f"asx_symbols has no rows for {window}: materialise asx_symbols for these sessions "
-            "first. Nothing was written."
+            "first. Nothing was written.",
+            allow_retries=False,
         )
     tickers = sorted(asx_symbols["yahoo_ticker"].unique())
     client = market_data.client()
@@ -90,6 +95,9 @@ def market_bars(
             f"({len(history.failed)} of {len(tickers)} tickers failed: "
             f"{names(history.failed, limit=10)}). Nothing was written.",
             metadata={"failed": names(f"{t}: {r}" for t, r in history.failed.items())},
+            # The source has already retried each ticker with backoff; a step retry would only
+            # ask again for what is not there.
+            allow_retries=False,
         )
     failed = sorted(history.failed)
     if failed:

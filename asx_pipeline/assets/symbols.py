@@ -8,6 +8,7 @@ from dagster import AssetExecutionContext, BackfillPolicy, Failure, Output, asse
 
 from asx_pipeline.assets.metadata import names, preview, session_span
 from asx_pipeline.calendar import asx_trading_days, sessions_in_window
+from asx_pipeline.retries import yahoo_retry_policy
 from asx_pipeline.sources.market_data import yahoo_ticker
 from asx_pipeline.sources.resource import MarketDataResource
 from asx_pipeline.warehouse.io_manager import window_of
@@ -33,7 +34,8 @@ def select_universe(directory: pd.DataFrame, universe: str) -> pd.DataFrame:
     if len(unknown) == len(wanted):
         raise Failure(
             f"ASX_UNIVERSE lists {names(unknown)}, none of which is in the ASX directory; "
-            "expected ASX codes such as BHP,CBA,CSL"
+            "expected ASX codes such as BHP,CBA,CSL",
+            allow_retries=False,
         )
     return directory[directory["symbol"].isin(wanted)]
 
@@ -64,6 +66,7 @@ def symbols_for_sessions(
     group_name="market_data",
     kinds={"pandas"},
     description=ASX_SYMBOLS.description,
+    retry_policy=yahoo_retry_policy(),
 )
 def asx_symbols(
     context: AssetExecutionContext, market_data: MarketDataResource

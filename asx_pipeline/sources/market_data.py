@@ -37,6 +37,9 @@ PRICE_COLUMNS = [
 # One row per (ex_date, yahoo_ticker, action): action is `dividend` (cash per share) or `split`
 # (ratio new/old, so a 4:1 split is 4.0).
 ACTION_COLUMNS = ["ex_date", "yahoo_ticker", "action", "value"]
+# One row per yahoo_ticker at one moment of a session: last traded price, % change on the previous
+# close (as Yahoo reports it), and the volume traded so far that session.
+INTRADAY_COLUMNS = ["yahoo_ticker", "last", "change_pct", "volume"]
 
 
 class MarketDataError(RuntimeError):
@@ -70,6 +73,24 @@ class MarketDataSource(Protocol):
         self, tickers: Sequence[str], first: dt.date, last: dt.date
     ) -> PriceHistory:
         """Daily bars and actions for `tickers` (Yahoo form, `BHP.AX`) from first to last."""
+        ...
+
+
+@dataclass
+class IntradaySnapshot:
+    """Quotes for some tickers at one moment, and the tickers the source could not quote."""
+
+    quotes: pd.DataFrame
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+class IntradaySource(Protocol):
+    """A source of intraday quotes: one snapshot of many tickers at a time."""
+
+    name: str
+
+    def intraday_snapshot(self, tickers: Sequence[str], at: dt.datetime) -> IntradaySnapshot:
+        """Quotes with INTRADAY_COLUMNS for `tickers` as they stood at `at` (aware datetime)."""
         ...
 
 

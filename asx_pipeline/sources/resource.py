@@ -7,10 +7,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, Failure
 from pydantic import PrivateAttr
 
-from asx_pipeline.calendar import ensure_sessions_final
+from asx_pipeline.calendar import SessionNotFinalError, ensure_sessions_final
 from asx_pipeline.sources.market_data import MarketDataSource
 
 
@@ -37,7 +37,14 @@ class MarketDataResource(ConfigurableResource):
 
     def ensure_final(self, sessions: list[dt.date], now: dt.datetime | None = None) -> None:
         """Refuse sessions whose end-of-day data cannot be final yet (see calendar.py)."""
-        ensure_sessions_final(sessions, now or dt.datetime.now(dt.UTC), self.data_delay_minutes)
+        try:
+            ensure_sessions_final(
+                sessions, now or dt.datetime.now(dt.UTC), self.data_delay_minutes
+            )
+        except SessionNotFinalError as error:
+            # A Failure shows its description as-is in the UI, without a stack trace.
+            # Not retried: waiting minutes (RetryPolicy) would not make the session final.
+            raise Failure(str(error), allow_retries=False) from None
 
     @cached_property
     def cache_dir(self) -> Path:

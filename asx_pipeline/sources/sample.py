@@ -25,11 +25,13 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from asx_pipeline.calendar import sessions_between
+from asx_pipeline.calendar import asx_calendar, sessions_between
 from asx_pipeline.sources.market_data import (
     ACTION_COLUMNS,
     DIRECTORY_COLUMNS,
+    INTRADAY_COLUMNS,
     PRICE_COLUMNS,
+    IntradaySnapshot,
     PriceHistory,
 )
 from asx_pipeline.sources.sample_companies import SAMPLE_COMPANIES, SampleCompany
@@ -101,6 +103,25 @@ class SampleMarketData:
         prices = _concat(price_frames, PRICE_COLUMNS)
         actions = _concat(action_frames, ACTION_COLUMNS)
         return PriceHistory(prices=prices, actions=actions, failed=failed)
+
+    def intraday_snapshot(self, tickers: Sequence[str], at: dt.datetime) -> IntradaySnapshot:
+        """Quotes at `at` on a path from the session's open to its close (see _intraday_quote).
+
+        The path ends exactly on the daily bar: a snapshot at or after the close shows the close
+        and the day's whole volume, so intraday and daily data never disagree.
+        """
+        session, progress = _session_progress(at)
+        ordinal = _ordinal(session)
+        rows, failed = [], {}
+        for ticker in tickers:
+            company = self._by_symbol.get(ticker.removesuffix(".AX"))
+            if company is None or not ticker.endswith(".AX"):
+                failed[ticker] = "not in the sample universe"
+                continue
+            quote = _intraday_quote(company, ordinal, progress, at)
+            if quote is not None:
+                rows.append({"yahoo_ticker": ticker, **quote})
+        return IntradaySnapshot(pd.DataFrame(rows, columns=INTRADAY_COLUMNS), failed)
 
 
 def sample_universe(symbols: int | None) -> tuple[SampleCompany, ...]:
@@ -180,7 +201,9 @@ def _bars(company: SampleCompany, sessions: int) -> _Bars:
     z = _draws(seed, sessions)
     profile = np.random.default_rng([seed, 1_000_000]).random(3)
     sigma = 0.008 + 0.02 * profile[0]
-    dividend_yield = 0.0 if profile[1] < 0.2 else 0.01 + 0.05 * profile[1]
+    # Penny stocks pay no dividends here: a cash amount of a fraction of a cent would round to 0.
+    pays = profile[1] >= 0.2 and company.price >= 1.0
+    dividend_yield = 0.01 + 0.05 * profile[1] if pays else 0.0
     total_return = company.price * np.exp(np.cumsum(0.0002 + sigma * z[:, 0]))
 
     ordinals = np.arange(sessions)
@@ -277,3 +300,45 @@ def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=columns)
     return pd.concat(frames, ignore_index=True)[columns]
+
+
+def _session_progress(at: dt.datetime) -> tuple[dt.date, float]:
+    """The session `at` falls on (Sydney date) and how far through it `at` is, from 0 to 1."""
+    if at.tzinfo is None:
+        raise ValueError(f"intraday snapshot time {at} must be timezone-aware")
+    calendar = asx_calendar()
+    day = pd.Timestamp(at).tz_convert(calendar.tz).date()
+    if not calendar.is_session(pd.Timestamp(day)):
+        raise ValueError(f"{day} is not an ASX session; there are no intraday quotes")
+    opens = calendar.session_open(pd.Timestamp(day))
+    closes = calendar.session_close(pd.Timestamp(day))
+    progress = (pd.Timestamp(at) - opens) / (closes - opens)
+    return day, float(min(1.0, max(0.0, progress)))
+
+
+def _intraday_quote(
+    company: SampleCompany, ordinal: int, progress: float, at: dt.datetime
+) -> dict[str, float | int] | None:
+    """A Brownian bridge from the open to the close, seeded by (symbol, session, minute).
+
+    None when the company has no bar that session (not listed yet, suspended, delisted).
+    """
+    bars = _bars(company, ordinal + 1)
+    if not bars.traded[ordinal] or ordinal == 0:
+        return None
+    open_, close = bars.open[ordinal], bars.close[ordinal]
+    minute = int(pd.Timestamp(at).timestamp() // 60)
+    z = np.random.default_rng([_seed(company.symbol), ordinal, minute]).standard_normal()
+    spread = abs(close - open_) + 0.004 * open_
+    drift = open_ + (close - open_) * progress
+    wander = spread * np.sqrt(progress * (1 - progress)) * z
+    # Kept inside the day's range so a snapshot never contradicts the daily bar.
+    inside = min(max(drift + wander, bars.low[ordinal]), bars.high[ordinal])
+    last = float(_round_to_tick(np.array([inside]))[0])
+    # Yahoo's change is on the previous close restated in today's units (after a split).
+    previous = bars.close[ordinal - 1] / bars.splits.get(ordinal, 1.0)
+    return {
+        "last": last,
+        "change_pct": round((last / previous - 1) * 100, 4),
+        "volume": int(bars.volume[ordinal] * progress),
+    }

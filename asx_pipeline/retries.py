@@ -1,0 +1,24 @@
+"""How a step that calls Yahoo is retried when it fails as a whole.
+
+The Yahoo client already retries single requests (tenacity, seconds apart). This is the outer
+layer for longer trouble (Yahoo down for minutes, the network gone): Dagster reruns the whole step
+after ASX_STEP_RETRY_DELAY_SECONDS, doubling each time, with jitter so that retries of several
+steps do not hit Yahoo at the same moment. A `Failure(allow_retries=False)` (a session that is not
+final, an empty universe) is never retried: waiting would not change the answer.
+"""
+
+from __future__ import annotations
+
+from dagster import Backoff, Jitter, RetryPolicy
+
+from asx_pipeline.settings import Settings, get_settings
+
+
+def yahoo_retry_policy(settings: Settings | None = None) -> RetryPolicy:
+    settings = settings or get_settings()
+    return RetryPolicy(
+        max_retries=settings.asx_step_max_retries,
+        delay=settings.asx_step_retry_delay_seconds,
+        backoff=Backoff.EXPONENTIAL,
+        jitter=Jitter.PLUS_MINUS,
+    )

@@ -1,0 +1,98 @@
+"""The code location loads, every daily asset backfills in one run, and the shell commands work."""
+
+import datetime as dt
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance
+from dagster._core.definitions.backfill_policy import BackfillPolicyType
+
+from asx_pipeline.calendar import asx_trading_days
+from asx_pipeline.warehouse.duckdb_backend import DuckDBWarehouse
+from asx_pipeline.warehouse.frames import Window
+from asx_pipeline.warehouse.tables import DAILY_PRICES
+
+REPO = Path(__file__).resolve().parents[1]
+DAGSTER = Path(sys.executable).with_name("dagster")
+ASX_PIPELINE = Path(sys.executable).with_name("asx-pipeline")
+
+
+def test_definitions_load_and_every_daily_asset_is_one_run_per_backfill() -> None:
+    from asx_pipeline.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    assert {"asx_symbols", "daily_prices", "corporate_actions"} <= keys
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        if node.partitions_def == asx_trading_days():
+            assert node.backfill_policy is not None, key
+            assert node.backfill_policy.policy_type == BackfillPolicyType.SINGLE_RUN, key
+    assert defs.resolve_job_def("asx_core") is not None
+
+
+def _environment(tmp_path: Path) -> dict[str, str]:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "ASX_"))}
+    env.update(
+        DAGSTER_HOME=str(home),
+        ASX_MARKET_DATA="sample",
+        ASX_DATA_DIR=str(tmp_path / "data"),
+        ASX_UNIVERSE="top:10",
+    )
+    return env
+
+
+@pytest.mark.slow
+def test_dagster_cli_partition_range_is_one_run(tmp_path) -> None:
+    env = _environment(tmp_path)
+    completed = subprocess.run(
+        [str(DAGSTER), "asset", "materialize", "-m", "asx_pipeline.definitions",
+         "--select", "asx_symbols,daily_prices,corporate_actions",
+         "--partition-range", "2025-10-01...2025-11-28"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    os.environ["DAGSTER_HOME"], previous = env["DAGSTER_HOME"], os.environ.get("DAGSTER_HOME")
+    try:
+        with DagsterInstance.get() as instance:
+            runs = instance.get_run_records()
+            assert len(runs) == 1
+            assert runs[0].dagster_run.tags["dagster/asset_partition_range_start"] == "2025-10-01"
+            assert runs[0].dagster_run.tags["dagster/asset_partition_range_end"] == "2025-11-28"
+    finally:
+        if previous is None:
+            del os.environ["DAGSTER_HOME"]
+        else:
+            os.environ["DAGSTER_HOME"] = previous
+
+    stored = DuckDBWarehouse(tmp_path / "data" / "warehouse.duckdb").read_window(
+        DAILY_PRICES, Window(dt.date(2025, 10, 1), dt.date(2025, 11, 29))
+    )
+    assert len(stored) == 43 * 10
+
+
+@pytest.mark.slow
+def test_demo_command_summarises_and_reruns_identically(tmp_path) -> None:
+    env = _environment(tmp_path)
+    outputs = []
+    for _ in range(2):
+        completed = subprocess.run(
+            [str(ASX_PIPELINE), "demo", "--sessions", "5"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240,
+        )
+        assert completed.returncode == 0, completed.stderr[-3000:]
+        outputs.append(completed.stdout)
+    for output in outputs:
+        assert re.search(r"asx_symbols +50 rows +10 symbols", output)
+        assert re.search(r"daily_prices +50 rows +10 symbols", output)
+        assert f"DuckDB file {tmp_path / 'data' / 'warehouse.duckdb'}" in output
+        assert "make ui" in output
+    # Everything but the run id is the same the second time.
+    assert outputs[0].splitlines()[-7:-2] == outputs[1].splitlines()[-7:-2]
