@@ -30,9 +30,11 @@ test: $(INSTALLED)
 ui: $(INSTALLED) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
-## bench: benchmarks that print figures
+## bench: benchmarks that print figures (write.py needs a Postgres server; see its --help)
 bench: $(INSTALLED)
 	$(BIN)/python bench/backfill.py
+	$(BIN)/python bench/analytics.py
+	$(BIN)/python bench/write.py
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check asx_pipeline asx_pipeline_tests bench
