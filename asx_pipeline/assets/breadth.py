@@ -1,22 +1,19 @@
 """`market_breadth`: one row per session summarising the whole tracked market."""
 
 import pandas as pd
-from dagster import AssetExecutionContext, BackfillPolicy, Output, asset
+from dagster import AssetExecutionContext, Output
 
 from asx_pipeline.analytics.breadth import compute_breadth
+from asx_pipeline.assets.daily import daily_table_asset
 from asx_pipeline.assets.metadata import preview, session_span
-from asx_pipeline.calendar import asx_trading_days, sessions_in_window
+from asx_pipeline.calendar import sessions_in_window
 from asx_pipeline.warehouse.io_manager import window_of
 from asx_pipeline.warehouse.tables import MARKET_BREADTH
 
 
-@asset(
-    partitions_def=asx_trading_days(),
-    backfill_policy=BackfillPolicy.single_run(),
-    io_manager_key="warehouse_io_manager",
-    group_name="analytics",
-    kinds={"pandas"},
-    description=MARKET_BREADTH.description,
+@daily_table_asset(
+    MARKET_BREADTH,
+    "analytics",
 )
 def market_breadth(
     context: AssetExecutionContext, daily_indicators: pd.DataFrame, daily_prices: pd.DataFrame

@@ -13,15 +13,14 @@ import pandas as pd
 from dagster import (
     AssetExecutionContext,
     AssetIn,
-    BackfillPolicy,
     Output,
     TimeWindowPartitionMapping,
-    asset,
 )
 
 from asx_pipeline.analytics.indicators import LOOKBACK_SESSIONS, compute_indicators
+from asx_pipeline.assets.daily import daily_table_asset
 from asx_pipeline.assets.metadata import names, preview, session_span
-from asx_pipeline.calendar import asx_calendar, asx_trading_days, sessions_in_window
+from asx_pipeline.calendar import asx_calendar, sessions_in_window
 from asx_pipeline.warehouse.io_manager import window_of
 from asx_pipeline.warehouse.tables import DAILY_INDICATORS
 
@@ -36,17 +35,13 @@ def asx_sessions() -> np.ndarray:
     return asx_calendar().sessions.values.astype("datetime64[D]")
 
 
-@asset(
+@daily_table_asset(
+    DAILY_INDICATORS,
+    "analytics",
     ins={
         "daily_prices": AssetIn(partition_mapping=LOOKBACK),
         "corporate_actions": AssetIn(partition_mapping=LOOKBACK),
     },
-    partitions_def=asx_trading_days(),
-    backfill_policy=BackfillPolicy.single_run(),
-    io_manager_key="warehouse_io_manager",
-    group_name="analytics",
-    kinds={"pandas"},
-    description=DAILY_INDICATORS.description,
 )
 def daily_indicators(
     context: AssetExecutionContext, daily_prices: pd.DataFrame, corporate_actions: pd.DataFrame

@@ -15,20 +15,18 @@ import pandas as pd
 from dagster import (
     AssetExecutionContext,
     AssetIn,
-    BackfillPolicy,
     Config,
     Failure,
     Output,
     TimeWindowPartitionMapping,
-    asset,
 )
 
+from asx_pipeline.assets.daily import daily_table_asset
 from asx_pipeline.assets.metadata import names, preview
 from asx_pipeline.assets.symbols import select_universe
 from asx_pipeline.calendar import (
     ASX_TIMEZONE,
     asx_calendar,
-    asx_trading_days,
     session_close,
     sessions_in_window,
 )
@@ -110,13 +108,9 @@ def universe_tickers(
     return sorted(chosen["symbol"].map(yahoo_ticker))
 
 
-@asset(
-    partitions_def=asx_trading_days(),
-    backfill_policy=BackfillPolicy.single_run(),
-    io_manager_key="warehouse_io_manager",
-    group_name="intraday",
-    kinds={"pandas"},
-    description=INTRADAY_QUOTES.description,
+@daily_table_asset(
+    INTRADAY_QUOTES,
+    "intraday",
     ins={
         "asx_symbols": AssetIn(
             partition_mapping=TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)

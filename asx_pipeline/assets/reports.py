@@ -12,11 +12,9 @@ from pathlib import Path
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
-    BackfillPolicy,
     ConfigurableResource,
     MetadataValue,
     Output,
-    asset,
 )
 
 from asx_pipeline.analytics import quality
@@ -28,8 +26,9 @@ from asx_pipeline.analytics.report import (
     render_markdown,
     report_title,
 )
+from asx_pipeline.assets.daily import daily_table_asset
 from asx_pipeline.assets.metadata import session_span
-from asx_pipeline.calendar import asx_trading_days, sessions_in_window
+from asx_pipeline.calendar import sessions_in_window
 from asx_pipeline.warehouse.io_manager import window_of
 from asx_pipeline.warehouse.tables import DAILY_REPORT
 
@@ -86,13 +85,10 @@ def _write_atomically(path: Path, text: str) -> None:
     os.replace(partial, path)
 
 
-@asset(
-    partitions_def=asx_trading_days(),
-    backfill_policy=BackfillPolicy.single_run(),
-    io_manager_key="warehouse_io_manager",
-    group_name="analytics",
+@daily_table_asset(
+    DAILY_REPORT,
+    "analytics",
     kinds={"pandas", "html"},
-    description=DAILY_REPORT.description,
 )
 def daily_report(
     context: AssetExecutionContext,

@@ -7,12 +7,13 @@ with `validated_screeners_resource`), so a bad file stops the code location, not
 from pathlib import Path
 
 import pandas as pd
-from dagster import AssetExecutionContext, BackfillPolicy, ConfigurableResource, Output, asset
+from dagster import AssetExecutionContext, ConfigurableResource, Output
 
 from asx_pipeline.analytics.screener_config import ScreenerSet, load_screeners
 from asx_pipeline.analytics.screening import run_screeners, screening_frame
+from asx_pipeline.assets.daily import daily_table_asset
 from asx_pipeline.assets.metadata import preview, session_span
-from asx_pipeline.calendar import asx_trading_days, sessions_in_window
+from asx_pipeline.calendar import sessions_in_window
 from asx_pipeline.warehouse.io_manager import window_of
 from asx_pipeline.warehouse.tables import SCREENER_RESULTS
 
@@ -45,13 +46,9 @@ def validated_screeners_resource(path: str) -> ScreenersResource:
     return ScreenersResource(path=resolved)
 
 
-@asset(
-    partitions_def=asx_trading_days(),
-    backfill_policy=BackfillPolicy.single_run(),
-    io_manager_key="warehouse_io_manager",
-    group_name="analytics",
-    kinds={"pandas"},
-    description=SCREENER_RESULTS.description,
+@daily_table_asset(
+    SCREENER_RESULTS,
+    "analytics",
 )
 def screener_results(
     context: AssetExecutionContext,

@@ -4,10 +4,11 @@
 import datetime as dt
 
 import pandas as pd
-from dagster import AssetExecutionContext, BackfillPolicy, Failure, Output, asset
+from dagster import AssetExecutionContext, Failure, Output
 
+from asx_pipeline.assets.daily import daily_table_asset
 from asx_pipeline.assets.metadata import names, preview, session_span
-from asx_pipeline.calendar import asx_trading_days, sessions_in_window
+from asx_pipeline.calendar import sessions_in_window
 from asx_pipeline.retries import yahoo_retry_policy
 from asx_pipeline.sources.market_data import yahoo_ticker
 from asx_pipeline.sources.resource import MarketDataResource
@@ -59,13 +60,9 @@ def symbols_for_sessions(
     return frame[ASX_SYMBOLS.column_names], sorted(unknown)
 
 
-@asset(
-    partitions_def=asx_trading_days(),
-    backfill_policy=BackfillPolicy.single_run(),
-    io_manager_key="warehouse_io_manager",
-    group_name="market_data",
-    kinds={"pandas"},
-    description=ASX_SYMBOLS.description,
+@daily_table_asset(
+    ASX_SYMBOLS,
+    "market_data",
     retry_policy=yahoo_retry_policy(),
 )
 def asx_symbols(

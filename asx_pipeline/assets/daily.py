@@ -1,0 +1,25 @@
+"""The decorator every daily warehouse table shares."""
+
+from typing import Any
+
+from dagster import BackfillPolicy, asset
+
+from asx_pipeline.calendar import asx_trading_days
+from asx_pipeline.warehouse.tables import TableSpec
+
+
+def daily_table_asset(table: TableSpec, group_name: str, **options: Any) -> Any:
+    """`@asset` for a table with one partition per ASX session, stored by the warehouse.
+
+    Every daily asset backfills a range in a single run (so a source is asked once per batch for
+    the whole range) and handles any window of sessions, never only one day.
+    """
+    return asset(
+        partitions_def=asx_trading_days(),
+        backfill_policy=BackfillPolicy.single_run(),
+        io_manager_key="warehouse_io_manager",
+        group_name=group_name,
+        kinds=options.pop("kinds", {"pandas"}),
+        description=table.description,
+        **options,
+    )
