@@ -2,8 +2,9 @@
 
 import warnings
 
-from dagster import BetaWarning
+from dagster import BetaWarning, PreviewWarning
 
-# BackfillPolicy is "beta" in Dagster 1.13; the warning, printed on every load, says nothing a
-# user can act on.
+# BackfillPolicy is "beta" and partitioned asset checks are "preview" in Dagster 1.13; the
+# warnings, printed on every load, say nothing a user can act on.
 warnings.filterwarnings("ignore", category=BetaWarning)
+warnings.filterwarnings("ignore", category=PreviewWarning)

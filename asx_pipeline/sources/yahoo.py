@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import requests
 import tenacity
@@ -360,7 +361,7 @@ def _to_canonical(
     problem = _junk_in(frame)
     if problem:
         return _empty_prices(), _empty_actions(), problem
-    prices = _prices(ticker, frame)
+    prices = _prices(ticker, _undo_split_adjustment(frame))
     if prices.empty:
         return _empty_prices(), _empty_actions(), f"no bars between {first} and {last}"
     return prices, _actions(ticker, frame), None
@@ -399,6 +400,28 @@ def _first_bad(values: pd.Series, bad: pd.Series) -> str:
     value = values[bad].iloc[0]
     shown = repr(value) if isinstance(value, str) else str(value)
     return f"{values.index[bad.to_numpy()][0]}: {shown}"
+
+
+def _undo_split_adjustment(frame: pd.DataFrame) -> pd.DataFrame:
+    """Prices as traded: Yahoo restates earlier bars for later splits; undo those in the range.
+
+    Yahoo divides every bar before a split by its ratio (and multiplies the volume). The splits
+    inside the fetched range are known, so those are reversed here; `Adj Close` stays Yahoo's
+    fully adjusted series. A split after `last` is not known and stays folded in (README).
+    """
+    splits = pd.to_numeric(frame["Stock Splits"], errors="coerce").fillna(0)
+    events = splits[splits > 0]
+    if events.empty:
+        return frame
+    dates = np.array(frame.index, dtype="datetime64[D]")
+    factor = np.ones(len(frame))
+    for ex_date, ratio in events.items():
+        factor[dates < np.datetime64(ex_date)] *= float(ratio)
+    restated = frame.copy()
+    for column in ("Open", "High", "Low", "Close"):
+        restated[column] = pd.to_numeric(restated[column]) * factor
+    restated["Volume"] = pd.to_numeric(restated["Volume"]) / factor
+    return restated
 
 
 def _prices(ticker: str, frame: pd.DataFrame) -> pd.DataFrame:

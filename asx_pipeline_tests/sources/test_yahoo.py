@@ -16,6 +16,7 @@ import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
@@ -406,3 +407,39 @@ def test_which_failures_are_worth_a_retry():
 
     assert done.absorb(attempt) == ["LOCK.AX", "NET.AX", "SLOW.AX"]
     assert done.failed == {"GONE.AX": "YFTzMissingError('possibly delisted; no timezone found')"}
+
+
+def test_bars_before_a_split_in_the_range_are_restated_as_traded(replay, make_source, aapl):
+    # Yahoo divides every bar before a split by its ratio. Move AAPL's 4:1 split from the first
+    # bar to 2020-10-01 in memory: the bars before it must come back 4x the body's prices.
+    body = copy.deepcopy(aapl)
+    result = chart_result(body)
+    moved = next(t for t in result["timestamp"] if yf_date(t) == dt.date(2020, 10, 1))
+    split = result["events"]["splits"].pop(next(iter(result["events"]["splits"])))
+    result["events"]["splits"] = {str(moved): {**split, "date": moved}}
+    replay.serve("AAPL", body)
+
+    history = make_source().price_history(["AAPL"], FIRST, LAST)
+
+    quote = result["indicators"]["quote"][0]
+    adjclose = result["indicators"]["adjclose"][0]["adjclose"]
+    index = {yf_date(t): i for i, t in enumerate(result["timestamp"])}
+    before, after = index[dt.date(2020, 9, 30)], index[dt.date(2020, 10, 1)]
+    assert row(history.prices, "AAPL", dt.date(2020, 9, 30)) == {
+        "trade_date": dt.date(2020, 9, 30),
+        "yahoo_ticker": "AAPL",
+        "open": quote["open"][before] * 4,
+        "high": quote["high"][before] * 4,
+        "low": quote["low"][before] * 4,
+        "close": quote["close"][before] * 4,
+        "adj_close": adjclose[before],
+        "volume": round(quote["volume"][before] / 4),
+    }
+    assert row(history.prices, "AAPL", dt.date(2020, 10, 1))["close"] == quote["close"][after]
+    split_rows = history.actions[history.actions["action"] == "split"]
+    assert split_rows[["ex_date", "value"]].values.tolist() == [[dt.date(2020, 10, 1), 4.0]]
+
+
+def yf_date(timestamp: int) -> dt.date:
+    """The New York date of an AAPL bar's timestamp."""
+    return dt.datetime.fromtimestamp(timestamp, ZoneInfo("America/New_York")).date()
