@@ -24,7 +24,9 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_DIRECTORY_URL = "https://www.asx.com.au/asx/research/ASXListedCompanies.csv"
+# The ASX website's "download the list of listed companies" CSV (the current format). The older
+# www.asx.com.au/asx/research/ASXListedCompanies.csv format parses too, if given.
+DEFAULT_DIRECTORY_URL = "https://asx.api.markitdigital.com/asx-research/1.0/companies/directory/file"
 DEFAULT_START_DATE = dt.date(2020, 1, 2)
 
 _UNIVERSE_PATTERN = re.compile(r"^(all|top:[1-9][0-9]*|[A-Z0-9]{3,6}(,[A-Z0-9]{3,6})*)$")
