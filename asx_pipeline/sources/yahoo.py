@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -137,6 +138,7 @@ class YahooMarketData:
         retry_wait_initial: float = 1.0,
         retry_wait_max: float = 60.0,
         rate_limiter: RateLimiter | None = None,
+        today: Callable[[], dt.date] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -150,6 +152,7 @@ class YahooMarketData:
         self._session = session
         self._directory_source = directory_source
         self._directory: pd.DataFrame | None = None
+        self._today = today or _sydney_today
         point_yfinance_cache_at(cache_dir)
 
     def directory(self, as_of: dt.date) -> pd.DataFrame:
@@ -221,8 +224,10 @@ class YahooMarketData:
             data = yf.download(
                 tickers,
                 start=first.isoformat(),
-                # yfinance's end is exclusive; the bounds are midnights in the exchange's zone.
-                end=(last + dt.timedelta(days=1)).isoformat(),
+                # Through today, not just `last`: Yahoo restates bars for every later split, so
+                # the splits after `last` must be seen to store prices as traded. yfinance's end
+                # is exclusive; the bounds are midnights in the exchange's zone.
+                end=(max(last, self._today()) + dt.timedelta(days=1)).isoformat(),
                 auto_adjust=False,
                 actions=True,
                 # Keep the index tz-aware so the Sydney date is computed, not assumed.
@@ -233,6 +238,10 @@ class YahooMarketData:
                 session=self._session,
             )
         return _split_batch(data, tickers, logged)
+
+
+def _sydney_today() -> dt.date:
+    return dt.datetime.now(ZoneInfo(SYDNEY)).date()
 
 
 def point_yfinance_cache_at(cache_dir: Path) -> None:
@@ -357,11 +366,13 @@ def _to_canonical(
         return _empty_prices(), _empty_actions(), f"Yahoo response lacks columns: {missing}"
     frame = frame.copy()
     frame.index = _sydney_dates(frame.index)
-    frame = frame[(frame.index >= first) & (frame.index <= last)]
     problem = _junk_in(frame)
     if problem:
         return _empty_prices(), _empty_actions(), problem
-    prices = _prices(ticker, _undo_split_adjustment(frame))
+    # Undo the splits before trimming: a split after `last` restated the bars inside the range.
+    frame = _undo_split_adjustment(frame)
+    frame = frame[(frame.index >= first) & (frame.index <= last)]
+    prices = _prices(ticker, frame)
     if prices.empty:
         return _empty_prices(), _empty_actions(), f"no bars between {first} and {last}"
     return prices, _actions(ticker, frame), None
@@ -403,11 +414,11 @@ def _first_bad(values: pd.Series, bad: pd.Series) -> str:
 
 
 def _undo_split_adjustment(frame: pd.DataFrame) -> pd.DataFrame:
-    """Prices as traded: Yahoo restates earlier bars for later splits; undo those in the range.
+    """Prices as traded: Yahoo restates earlier bars for every later split; undo that.
 
-    Yahoo divides every bar before a split by its ratio (and multiplies the volume). The splits
-    inside the fetched range are known, so those are reversed here; `Adj Close` stays Yahoo's
-    fully adjusted series. A split after `last` is not known and stays folded in (README).
+    Yahoo divides every bar and dividend before a split by its ratio (and multiplies the volume).
+    The request reaches today, so every such split is in `frame` and reversing them gives the
+    same numbers whatever range was asked for; `Adj Close` stays Yahoo's adjusted series.
     """
     splits = pd.to_numeric(frame["Stock Splits"], errors="coerce").fillna(0)
     events = splits[splits > 0]
@@ -421,6 +432,7 @@ def _undo_split_adjustment(frame: pd.DataFrame) -> pd.DataFrame:
     for column in ("Open", "High", "Low", "Close"):
         restated[column] = pd.to_numeric(restated[column]) * factor
     restated["Volume"] = pd.to_numeric(restated["Volume"]) / factor
+    restated["Dividends"] = pd.to_numeric(restated["Dividends"]).fillna(0) * factor
     return restated
 
 

@@ -152,10 +152,12 @@ def test_asx_bars_land_on_their_sydney_date(replay, make_source, aapl):
         {"ex_date": dt.date(2020, 8, 31), "action": "split", "value": 4.0},
         {"ex_date": dt.date(2020, 11, 6), "action": "dividend", "value": 0.205},
     ]
-    # The request spans Sydney midnights from `first` to the day after `last` (end exclusive).
+    # The request spans Sydney midnights from `first` to the day after today (end exclusive):
+    # through today, so that every split after `last` is seen (see the next tests).
     (request,) = replay.range_requests("BHP.AX")
     start, end = (moment.astimezone(SYDNEY) for moment in request.period)
-    assert (start.date(), start.hour, end.date(), end.hour) == (FIRST, 0, dt.date(2020, 11, 8), 0)
+    tomorrow = dt.datetime.now(SYDNEY).date() + dt.timedelta(days=1)
+    assert (start.date(), start.hour, end.date(), end.hour) == (FIRST, 0, tomorrow, 0)
 
 
 def test_only_sessions_inside_the_range_are_returned(replay, make_source, aapl):
@@ -237,13 +239,15 @@ def test_batches_fetch_each_ticker_once_for_the_whole_range(replay, make_source,
 
     assert calls.tickers == [["BHP.AX", "CBA.AX"], ["WES.AX"]]
     assert all(kwargs["start"] == "2020-08-31" for kwargs in calls.kwargs)
-    assert all(kwargs["end"] == "2020-11-08" for kwargs in calls.kwargs)
+    # Through today (exclusive end tomorrow), so that later splits are seen.
+    tomorrow = dt.datetime.now(SYDNEY).date() + dt.timedelta(days=1)
+    assert all(kwargs["end"] == tomorrow.isoformat() for kwargs in calls.kwargs)
     for ticker in tickers:
         # One request for the bars; yfinance adds one `range=1d` request the first time it sees
         # a ticker, to learn its timezone (then cached under cache_dir).
         (bars,) = replay.range_requests(ticker)
         start, end = (moment.astimezone(SYDNEY).date() for moment in bars.period)
-        assert (start, end) == (FIRST, LAST + dt.timedelta(days=1))
+        assert (start, end) == (FIRST, tomorrow)
         assert len(replay.chart_requests(ticker)) == 2
     assert len(history.prices) == 3 * 49
 
@@ -443,3 +447,30 @@ def test_bars_before_a_split_in_the_range_are_restated_as_traded(replay, make_so
 def yf_date(timestamp: int) -> dt.date:
     """The New York date of an AAPL bar's timestamp."""
     return dt.datetime.fromtimestamp(timestamp, ZoneInfo("America/New_York")).date()
+
+
+def test_a_split_after_the_range_is_undone_and_dividends_too(replay, make_source, aapl):
+    # A backfill that ends before a split must store what traded, as the daily runs did: move the
+    # 4:1 split to 2020-10-01, add a dividend on 2020-09-15 (Yahoo restates it too), and ask only
+    # for September.
+    body = copy.deepcopy(aapl)
+    result = chart_result(body)
+    index = {yf_date(t): i for i, t in enumerate(result["timestamp"])}
+    moved = result["timestamp"][index[dt.date(2020, 10, 1)]]
+    paid = result["timestamp"][index[dt.date(2020, 9, 15)]]
+    split = result["events"]["splits"].pop(next(iter(result["events"]["splits"])))
+    result["events"]["splits"] = {str(moved): {**split, "date": moved}}
+    result["events"]["dividends"][str(paid)] = {"amount": 0.2, "date": paid}
+    replay.serve("AAPL", body)
+
+    history = make_source().price_history(["AAPL"], dt.date(2020, 9, 1), dt.date(2020, 9, 30))
+
+    quote = result["indicators"]["quote"][0]
+    day = index[dt.date(2020, 9, 30)]
+    stored = row(history.prices, "AAPL", dt.date(2020, 9, 30))
+    assert stored["close"] == quote["close"][day] * 4
+    assert stored["volume"] == round(quote["volume"][day] / 4)
+    assert history.prices["trade_date"].max() == dt.date(2020, 9, 30)
+    assert history.actions[["ex_date", "action", "value"]].to_dict("records") == [
+        {"ex_date": dt.date(2020, 9, 15), "action": "dividend", "value": 0.8},
+    ]
