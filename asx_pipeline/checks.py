@@ -70,16 +70,6 @@ def daily_prices_volume_non_negative(daily_prices: pd.DataFrame) -> AssetCheckRe
 
 @asset_check(
     asset="daily_prices",
-    blocking=True,
-    partitions_def=asx_trading_days(),
-    description="No two bars share a (trade_date, symbol) key.",
-)
-def daily_prices_unique_keys(daily_prices: pd.DataFrame) -> AssetCheckResult:
-    return _result(quality.duplicate_bars(daily_prices), AssetCheckSeverity.ERROR)
-
-
-@asset_check(
-    asset="daily_prices",
     partitions_def=asx_trading_days(),
     additional_ins={"asx_symbols": AssetIn()},
     description=f"At least {quality.MIN_COVERAGE:.0%} of the session's active symbols have a "
@@ -147,7 +137,6 @@ DAILY_PRICES_CHECKS = [
     daily_prices_positive,
     daily_prices_ohlc_consistent,
     daily_prices_volume_non_negative,
-    daily_prices_unique_keys,
     daily_prices_coverage,
     daily_prices_stale_quotes,
 ]

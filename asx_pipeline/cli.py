@@ -100,7 +100,7 @@ def ensure_dagster_home() -> Path:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from asx_pipeline.runs import run_core_range, run_job_range, summarise_core_tables
+    from asx_pipeline.runs import run_job_range, summarise_tables
     from asx_pipeline.settings import get_settings
 
     settings = get_settings()
@@ -115,7 +115,7 @@ def _demo(args: argparse.Namespace) -> int:
     # tables are first filled for the sessions before the demo window, in one run of their own.
     history_first, history_last = _history_before(first)
     print(f"Loading price history {history_first} .. {history_last} for the indicators", flush=True)
-    history = run_core_range(history_first, history_last)
+    history = run_job_range("asx_core", history_first, history_last)
     if not history.success:
         print(f"\nThe run failed (run id {history.run_id}); see the log above.", file=sys.stderr)
         return 1
@@ -124,7 +124,7 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"\nThe run failed (run id {result.run_id}); see the log above.", file=sys.stderr)
         return 1
     print()
-    print(summarise_core_tables(first, last))
+    print(summarise_tables(first, last, ["asx_symbols", "daily_prices", "corporate_actions"]))
     print(_analytics_highlights(first, last))
     print(f"Run ids: {history.run_id} (history), {result.run_id}")
     print("Open the UI with `make ui` and browse to http://127.0.0.1:3000")
@@ -147,11 +147,11 @@ def _history_before(first: dt.date) -> tuple[dt.date, dt.date]:
 def _analytics_highlights(first: dt.date, day: dt.date) -> str:
     """Rows of the analytics tables, then the top screener hits and the report's path of the
     session `day`, as lines for a person."""
-    from asx_pipeline.definitions import defs
+    from asx_pipeline.definitions import open_warehouse
     from asx_pipeline.warehouse.frames import Window
     from asx_pipeline.warehouse.tables import DAILY_REPORT, SCREENER_RESULTS, TABLES
 
-    warehouse = defs.resources["warehouse_io_manager"].warehouse()
+    warehouse = open_warehouse()
     window = Window(first, day + dt.timedelta(days=1))
     lines = [
         f"  {name:<18} {len(warehouse.read_window(TABLES[name], window)):>8} rows"
@@ -343,11 +343,11 @@ def _symbols(args: argparse.Namespace) -> int:
 
 
 def _universe_listing(first: dt.date, last: dt.date) -> str:
-    from asx_pipeline.definitions import defs
+    from asx_pipeline.definitions import open_warehouse
     from asx_pipeline.warehouse.frames import Window
     from asx_pipeline.warehouse.tables import ASX_SYMBOLS
 
-    warehouse = defs.resources["warehouse_io_manager"].warehouse()
+    warehouse = open_warehouse()
     frame = warehouse.read_window(ASX_SYMBOLS, Window(first, last + dt.timedelta(days=1)))
     lines = [f"{len(frame)} symbols tracked on {last}:"]
     for row in frame.itertuples(index=False):

@@ -21,6 +21,7 @@ from asx_pipeline.checks import ALL_CHECKS
 from asx_pipeline.logging_config import configure_logging, json_console_logger
 from asx_pipeline.settings import Settings, get_settings
 from asx_pipeline.sources.resource import MarketDataResource
+from asx_pipeline.warehouse.backend import WarehouseBackend
 from asx_pipeline.warehouse.io_manager import WarehouseIOManager
 
 # Dagster's CLI and webserver read .env themselves, but `python -m`, pytest and cron do not.
@@ -49,18 +50,38 @@ def market_data_resource(settings: Settings) -> MarketDataResource:
     )
 
 
-def warehouse_io_manager(settings: Settings) -> WarehouseIOManager:
+def warehouse_io_manager(settings: Settings, resolve_secrets: bool = False) -> WarehouseIOManager:
+    """The IO manager the settings select.
+
+    Inside Dagster secrets stay `EnvVar`s, resolved at run time; the CLI, which reads the
+    warehouse outside a run, asks for them resolved.
+    """
     backend = settings.warehouse_backend
+
+    def secret(name: str, value: object) -> str | EnvVar:
+        if not resolve_secrets:
+            return EnvVar(name)
+        return value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
+
     return WarehouseIOManager(
         backend=backend,
         duckdb_path=str(settings.duckdb_path),
         duckdb_lock_timeout_seconds=settings.asx_duckdb_lock_timeout_seconds,
-        postgres_url=EnvVar("SUPABASE_DB_URL") if backend == "postgres" else None,
-        supabase_url=EnvVar("SUPABASE_URL") if backend == "rest" else None,
+        postgres_url=(
+            secret("SUPABASE_DB_URL", settings.supabase_db_url) if backend == "postgres" else None
+        ),
+        supabase_url=secret("SUPABASE_URL", settings.supabase_url) if backend == "rest" else None,
         supabase_service_role_key=(
-            EnvVar("SUPABASE_SERVICE_ROLE_KEY") if backend == "rest" else None
+            secret("SUPABASE_SERVICE_ROLE_KEY", settings.supabase_service_role_key)
+            if backend == "rest"
+            else None
         ),
     )
+
+
+def open_warehouse() -> WarehouseBackend:
+    """The warehouse of this process's settings, for reading outside a Dagster run."""
+    return warehouse_io_manager(get_settings(), resolve_secrets=True).warehouse()
 
 
 def build_definitions(settings: Settings) -> Definitions:

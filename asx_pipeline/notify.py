@@ -148,8 +148,10 @@ def webhook_body(url: str, alert: Alert) -> dict[str, str]:
         "content": text[:DISCORD_CONTENT_LIMIT],
         "title": f"{SUBJECT_PREFIX} {alert.subject}",
         "message": alert.text(),
-        "topic": parts.fragment or parts.path.rstrip("/").rsplit("/", 1)[-1],
     }
+    # Only from the fragment: a Slack or Discord URL's last path segment is its secret token.
+    if parts.fragment:
+        body["topic"] = parts.fragment
     if alert.link:
         body["click"] = alert.link
     return body

@@ -91,38 +91,17 @@ def refuse_when_busy(instance: DagsterInstance, first: dt.date, last: dt.date) -
             )
 
 
-def run_core_range(
-    first: dt.date, last: dt.date, instance: DagsterInstance | None = None
-) -> ExecuteInProcessResult:
-    return run_job_range("asx_core", first, last, instance)
-
-
-def summarise_core_tables(first: dt.date, last: dt.date) -> str:
-    """Rows per table in first..last, and where the warehouse is, as lines for a person."""
-    from asx_pipeline.definitions import defs
-
-    warehouse = defs.resources["warehouse_io_manager"].warehouse()
-    window = Window(first, last + dt.timedelta(days=1))
-    sessions = sessions_between(first, last)
-    lines = [f"Sessions {first} .. {last} ({len(sessions)} ASX sessions)"]
-    for name in ("asx_symbols", "daily_prices", "corporate_actions"):
-        frame = warehouse.read_window(TABLES[name], window)
-        symbols = frame["symbol"].nunique() if not frame.empty else 0
-        lines.append(f"  {name:<18} {len(frame):>8} rows  {symbols:>5} symbols")
-    lines.append(f"Warehouse: {warehouse.describe()}")
-    return "\n".join(lines)
-
-
 def summarise_tables(first: dt.date, last: dt.date, names: Sequence[str] | None = None) -> str:
     """Rows per warehouse table in first..last (every table by default), for a person."""
-    from asx_pipeline.definitions import defs
+    from asx_pipeline.definitions import open_warehouse
 
-    warehouse = defs.resources["warehouse_io_manager"].warehouse()
+    warehouse = open_warehouse()
     window = Window(first, last + dt.timedelta(days=1))
     lines = [f"Sessions {first} .. {last} ({len(sessions_between(first, last))} ASX sessions)"]
     for name in names or list(TABLES):
         frame = warehouse.read_window(TABLES[name], window)
-        lines.append(f"  {name:<18} {len(frame):>8} rows")
+        symbols = f"  {frame['symbol'].nunique():>5} symbols" if "symbol" in frame else ""
+        lines.append(f"  {name:<18} {len(frame):>8} rows{symbols}")
     lines.append(f"Warehouse: {warehouse.describe()}")
     return "\n".join(lines)
 

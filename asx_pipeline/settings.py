@@ -102,7 +102,8 @@ class Settings(BaseSettings):
     @classmethod
     def _universe_shape(cls, value: str) -> str:
         compact = value.strip().replace(" ", "")
-        is_keyword = compact.lower().startswith(("all", "top:"))
+        # `ALL` is Aristocrat Leisure's ASX code, so only a lower-case `all` means every company.
+        is_keyword = compact == "all" or compact.lower().startswith("top:")
         normalised = compact.lower() if is_keyword else compact.upper()
         if not _UNIVERSE_PATTERN.match(normalised):
             raise ValueError(

@@ -147,13 +147,8 @@ def test_rules_on_hand_made_frames() -> None:
         quality.non_positive_prices,
         quality.inconsistent_ohlc,
         quality.negative_volume,
-        quality.duplicate_bars,
     ):
         assert rule(good).passed
-    duplicated = pd.concat([good, good.iloc[[3]]], ignore_index=True)
-    finding = quality.duplicate_bars(duplicated)
-    assert not finding.passed and set(finding.rows["symbol"]) == {"AAA"}
-    assert len(finding.rows) == 2
     stale = good.assign(volume=[0] * 5 + [100] * 5)
     assert quality.stale_quotes(stale, [LAST]).rows["symbol"].tolist() == ["AAA"]
     assert quality.stale_quotes(stale.iloc[1:], [LAST]).passed  # only four quiet sessions

@@ -47,8 +47,8 @@ def _cli(root: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[st
     )
 
 
-def _table_line(table: str, rows: int) -> str:
-    return f"  {table:<18} {rows:>8} rows"
+def _table_line(table: str, rows: int, symbols: int) -> str:
+    return f"  {table:<18} {rows:>8} rows  {symbols:>5} symbols"
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +64,8 @@ def test_daily_refreshes_one_session_and_summarises(root):
         "asx-pipeline daily: session 2025-12-24 (market data: sample, warehouse: duckdb)"
     )
     assert "Sessions 2025-12-24 .. 2025-12-24 (1 ASX sessions)" in lines
-    assert _table_line("asx_symbols", 5) in lines
-    assert _table_line("daily_prices", 5) in lines
+    assert _table_line("asx_symbols", 5, 5) in lines
+    assert _table_line("daily_prices", 5, 5) in lines
     assert lines[-1].startswith("OK: run ")
     # Progress went to stderr while it ran: Dagster's step log lines.
     assert "Fetching 5 tickers for 2025-12-24 from sample" in done.stderr
@@ -86,7 +86,7 @@ def test_backfill_is_one_run_over_the_sessions_of_a_range(root):
     assert lines[0].startswith(
         "asx-pipeline backfill: 6 sessions 2025-12-22 .. 2025-12-31 in one run"
     )
-    assert _table_line("daily_prices", 30) in lines
+    assert _table_line("daily_prices", 30, 5) in lines
     assert sum(line.startswith("OK: run ") for line in lines) == 1
 
 

@@ -191,7 +191,8 @@ def test_a_failed_run_is_mailed_and_posted_with_step_error_and_link(
     assert payload["content"] == payload["text"]
     assert payload["title"] == subject
     assert payload["click"] == f"{WEBSERVER}/runs/{run_id}"
-    assert payload["topic"] == "XXXX"
+    # The URL's last segment is a Slack/Discord token: never echoed into the message.
+    assert "topic" not in payload and b"XXXX" not in raw
 
 
 def test_a_broken_channel_is_logged_and_the_others_still_deliver(
@@ -339,3 +340,11 @@ def test_late_prices_alert_once_per_session_after_the_deadline(tmp_path, http_se
     # Christmas is not a session: nothing is due.
     now["at"] = dt.datetime(2025, 12, 25, 20, 0, tzinfo=SYDNEY)
     assert tick()[0] == "No freshness check due: not a session, or before the deadline."
+
+
+def test_ntfy_topic_comes_from_the_url_fragment_only() -> None:
+    from asx_pipeline.notify import Alert, webhook_body
+
+    alert = Alert(subject="s", lines=("l",))
+    assert webhook_body("https://ntfy.sh/#asx-alerts", alert)["topic"] == "asx-alerts"
+    assert "topic" not in webhook_body("https://discord.com/api/webhooks/1/SECRET", alert)

@@ -46,6 +46,13 @@ def test_universe_forms_are_normalised(monkeypatch) -> None:
     assert load_settings().asx_universe == "BHP,CBA,CSL"
     monkeypatch.setenv("ASX_UNIVERSE", "TOP:50")
     assert load_settings().asx_universe == "top:50"
+    monkeypatch.setenv("ASX_UNIVERSE", "all")
+    assert load_settings().asx_universe == "all"
+    # ALL is Aristocrat Leisure's code: upper case is a list of codes, not the keyword.
+    monkeypatch.setenv("ASX_UNIVERSE", "ALL,bhp")
+    assert load_settings().asx_universe == "ALL,BHP"
+    monkeypatch.setenv("ASX_UNIVERSE", "ALL")
+    assert load_settings().asx_universe == "ALL"
 
 
 def test_a_bad_secret_is_never_echoed(monkeypatch) -> None:

@@ -57,12 +57,6 @@ def negative_volume(prices: pd.DataFrame) -> Finding:
     return Finding(rows, f"{len(rows)} bar(s) with negative volume")
 
 
-def duplicate_bars(prices: pd.DataFrame) -> Finding:
-    bad = prices.duplicated(["trade_date", "symbol"], keep=False)
-    rows = _with_reason(prices[bad], "duplicate (trade_date, symbol)")
-    return Finding(rows, f"{len(rows)} bar(s) share a (trade_date, symbol) key")
-
-
 def coverage(prices: pd.DataFrame, symbols: pd.DataFrame) -> pd.DataFrame:
     """Per session: active symbols, how many have a bar, and the share."""
     active = symbols[symbols["status"] == "active"][["as_of_date", "symbol"]]

@@ -83,6 +83,15 @@ def market_bars(
             "first. Nothing was written.",
             allow_retries=False,
         )
+    missing = sorted(set(sessions) - set(asx_symbols["as_of_date"]))
+    if missing:
+        # Without them the join below would silently drop those sessions' bars.
+        raise Failure(
+            f"asx_symbols has no rows for {len(missing)} session(s) of {window}: "
+            f"{names(d.isoformat() for d in missing)}; materialise asx_symbols for them first. "
+            "Nothing was written.",
+            allow_retries=False,
+        )
     tickers = sorted(asx_symbols["yahoo_ticker"].unique())
     client = market_data.client()
     context.log.info(f"Fetching {len(tickers)} tickers for {window} from {client.name}")

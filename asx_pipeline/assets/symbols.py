@@ -50,7 +50,7 @@ def symbols_for_sessions(
     for session in sessions:
         directory = client.directory(session)
         chosen = select_universe(directory, market_data.universe)
-        if not market_data.universe.startswith(("all", "top:")):
+        if market_data.universe != "all" and not market_data.universe.startswith("top:"):
             unknown |= set(market_data.universe.split(",")) - set(directory["symbol"])
         frames.append(chosen.assign(as_of_date=session))
     if not frames:

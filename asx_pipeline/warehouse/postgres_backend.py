@@ -70,6 +70,11 @@ class SchemaOutOfDateError(WarehouseError, Failure):
         Failure.__init__(self, description=message, allow_retries=False)
 
 
+_SHOWN_PARAMETERS = frozenset(
+    {"sslmode", "sslrootcert", "application_name", "connect_timeout", "target_session_attrs"}
+)
+
+
 def scrub_dsn(dsn: str) -> str:
     """The DSN as a URL with the password replaced by `***`, safe for logs and messages."""
     try:
@@ -80,9 +85,8 @@ def scrub_dsn(dsn: str) -> str:
     auth = f"{user}{':***' if params.get('password') else ''}@" if user else ""
     host = params.get("host") or "localhost"
     port = f":{params['port']}" if params.get("port") else ""
-    options = {
-        k: v for k, v in params.items() if k not in {"user", "password", "host", "port", "dbname"}
-    }
+    # An allow-list: anything else (sslpassword, a key in `options`, ...) may be a secret.
+    options = {k: v for k, v in params.items() if k in _SHOWN_PARAMETERS}
     query = "&".join(f"{k}={quote(str(v), safe='')}" for k, v in sorted(options.items()))
     return f"postgresql://{auth}{host}{port}/{params.get('dbname') or ''}" + (
         f"?{query}" if query else ""
@@ -93,9 +97,11 @@ def redact(text: str, dsn: str) -> str:
     """`text` with the DSN's password (raw and URL-encoded) and the DSN itself removed."""
     secrets = {dsn}
     with contextlib.suppress(psycopg.ProgrammingError):
-        password = conninfo_to_dict(dsn).get("password")
-        if password:
-            secrets |= {str(password), quote(str(password), safe=""), quote(str(password))}
+        params = conninfo_to_dict(dsn)
+        for name in ("password", "sslpassword"):
+            value = params.get(name)
+            if value:
+                secrets |= {str(value), quote(str(value), safe=""), quote(str(value))}
     for secret in sorted(secrets, key=len, reverse=True):
         if secret:
             text = text.replace(secret, "***")

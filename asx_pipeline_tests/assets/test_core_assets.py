@@ -9,6 +9,7 @@ from dagster import AssetKey, materialize
 from asx_pipeline.assets.prices import market_bars
 from asx_pipeline.assets.symbols import asx_symbols
 from asx_pipeline.calendar import sessions_between
+from asx_pipeline.runs import range_tags
 from asx_pipeline.sources.market_data import PriceHistory
 from asx_pipeline.sources.resource import MarketDataResource
 from asx_pipeline.sources.sample import SampleMarketData
@@ -196,3 +197,27 @@ def test_either_output_can_be_materialised_alone(core, selection) -> None:
     assert result.success
     keys = {e.asset_key.path[0] for e in result.get_asset_materialization_events()}
     assert keys == set(selection)
+
+
+def test_prices_refuse_a_window_where_some_sessions_have_no_symbols(core) -> None:
+    assert core.materialize(dt.date(2025, 11, 3), dt.date(2025, 11, 5)).success
+    before = _without_ingested_at(core.read("daily_prices", FIRST, LAST))
+    result = materialize(
+        [asx_symbols, market_bars],
+        selection=[AssetKey("daily_prices"), AssetKey("corporate_actions")],
+        resources={
+            "market_data": core.market_data,
+            "warehouse_io_manager": WarehouseIOManager(
+                backend="duckdb", duckdb_path=str(core.path)
+            ),
+        },
+        tags=range_tags(dt.date(2025, 11, 3), dt.date(2025, 11, 7)),
+        instance=core.instance,
+        raise_on_error=False,
+    )
+    assert not result.success
+    assert "asx_symbols has no rows for 2 session(s)" in failure_text(result)
+    assert "2025-11-06, 2025-11-07" in failure_text(result)
+    pd.testing.assert_frame_equal(
+        _without_ingested_at(core.read("daily_prices", FIRST, LAST)), before
+    )

@@ -7,6 +7,7 @@ it is the time of the run).
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
 from pathlib import Path
 
@@ -161,3 +162,23 @@ def test_db_status_lists_pending_until_db_migrate(cli_on, postgres_dsn: str, cap
 
     result = run_core(WarehouseIOManager(backend="postgres", postgres_url=postgres_dsn))
     assert result.success, failure_text(result)
+
+
+def test_cli_summaries_read_the_postgres_warehouse(
+    postgres_io, postgres_dsn: str, monkeypatch
+) -> None:
+    # The CLI reads the warehouse outside a run, so its secrets must be resolved, not EnvVars.
+    from asx_pipeline.runs import summarise_tables
+    from asx_pipeline.settings import get_settings
+
+    assert run_core(postgres_io).success
+    monkeypatch.setenv("SUPABASE_DB_URL", postgres_dsn)
+    get_settings.cache_clear()
+    try:
+        summary = summarise_tables(FIRST, LAST, CORE_TABLES)
+    finally:
+        get_settings.cache_clear()
+    sessions = len(sessions_between(FIRST, LAST))
+    assert re.search(rf"daily_prices +{sessions * UNIVERSE} rows +{UNIVERSE} symbols", summary)
+    assert re.search(rf"asx_symbols +{sessions * UNIVERSE} rows +{UNIVERSE} symbols", summary)
+    assert "Warehouse: Postgres" in summary

@@ -22,6 +22,15 @@ POOLER_URL = (
 )
 
 
+def test_scrubbed_dsn_keeps_only_harmless_parameters() -> None:
+    # sslpassword (a client key's passphrase) and `options` may carry secrets too.
+    dsn = POOLER_URL + "&sslpassword=KeyPass123&options=-c%20app.token%3Dtok456"
+    scrubbed = scrub_dsn(dsn)
+    assert "KeyPass123" not in scrubbed and "tok456" not in scrubbed
+    assert scrubbed.endswith("?sslmode=verify-full&sslrootcert=ca.crt")
+    assert "KeyPass123" not in postgres_backend.redact("failed: sslpassword=KeyPass123", dsn)
+
+
 def test_scrubbed_dsn_keeps_everything_but_the_password() -> None:
     scrubbed = scrub_dsn(POOLER_URL)
 
