@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 from dagster import (
@@ -75,12 +74,17 @@ from dagster._core.storage.tags import (
 from dagster._utils.error import SerializableErrorInfo
 
 from asx_pipeline.assets.intraday import snapshot_times
-from asx_pipeline.calendar import ASX_TIMEZONE, asx_calendar, is_session, partition_key
+from asx_pipeline.calendar import (
+    ASX_TIMEZONE,
+    SYDNEY,
+    asx_calendar,
+    is_session,
+    partition_key,
+)
 from asx_pipeline.logging_config import partition_of
 from asx_pipeline.notify import Alert, Notifier
 from asx_pipeline.settings import Settings
 
-SYDNEY = ZoneInfo(ASX_TIMEZONE)
 DAILY_JOB = "asx_daily_refresh"
 INTRADAY_JOB = "asx_intraday_snapshot"
 INTRADAY_ASSET = AssetKey("intraday_quotes")

@@ -17,12 +17,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 import exchange_calendars as xcals
 import pandas as pd
 from dagster import TimeWindowPartitionsDefinition
 
 ASX_TIMEZONE = "Australia/Sydney"
+SYDNEY = ZoneInfo(ASX_TIMEZONE)
 PARTITION_FORMAT = "%Y-%m-%d"
 CALENDAR_START = dt.date(2000, 1, 3)
 # The calendar reaches at least this far so that sample data (indexed by session) never depends on
@@ -79,7 +81,7 @@ def ensure_sessions_final(
     if not pending:
         return
     first = pending[0]
-    ready = session_final_at(first, delay_minutes).astimezone(_sydney())
+    ready = session_final_at(first, delay_minutes).astimezone(SYDNEY)
     names = ", ".join(s.isoformat() for s in pending)
     raise SessionNotFinalError(
         f"Session(s) {names} have not closed yet, or their end-of-day data is not final: "
@@ -90,7 +92,7 @@ def ensure_sessions_final(
 
 def latest_final_session(now: dt.datetime, delay_minutes: int) -> dt.date:
     """The most recent session whose data is final at `now`."""
-    today = now.astimezone(_sydney()).date()
+    today = now.astimezone(SYDNEY).date()
     for session in reversed(sessions_between(today - dt.timedelta(days=30), today)):
         if session_final_at(session, delay_minutes) <= now:
             return session
@@ -128,12 +130,6 @@ def _holidays_on_trading_weekdays(first: dt.date) -> list[dt.datetime]:
 
 def partition_key(session: dt.date) -> str:
     return session.strftime(PARTITION_FORMAT)
-
-
-def _sydney() -> dt.tzinfo:
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo(ASX_TIMEZONE)
 
 
 @lru_cache(maxsize=1)

@@ -239,9 +239,9 @@ def _date(text: str) -> dt.date:
 
 
 def _sydney_today() -> dt.date:
-    from asx_pipeline.calendar import _sydney
+    from asx_pipeline.calendar import SYDNEY
 
-    return dt.datetime.now(dt.UTC).astimezone(_sydney()).date()
+    return dt.datetime.now(dt.UTC).astimezone(SYDNEY).date()
 
 
 def _daily(args: argparse.Namespace) -> int:
@@ -385,13 +385,13 @@ def _status(args: argparse.Namespace) -> int:
 
 def expected_session(now: dt.datetime) -> dt.date:
     """The latest session whose data should be in by now (its freshness deadline has passed)."""
-    from asx_pipeline.calendar import _sydney, sessions_between
+    from asx_pipeline.calendar import SYDNEY, sessions_between
     from asx_pipeline.settings import get_settings
 
     deadline = get_settings().asx_freshness_deadline
-    local = now.astimezone(_sydney())
+    local = now.astimezone(SYDNEY)
     for session in reversed(sessions_between(local.date() - dt.timedelta(days=30), local.date())):
-        if dt.datetime.combine(session, deadline, tzinfo=_sydney()) <= local:
+        if dt.datetime.combine(session, deadline, tzinfo=SYDNEY) <= local:
             return session
     raise RuntimeError(f"No ASX session in the 30 days before {local.date()}")
 

@@ -9,7 +9,6 @@ close), falling back to the directory when that partition was never materialised
 """
 
 import datetime as dt
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 from dagster import (
@@ -25,7 +24,7 @@ from asx_pipeline.assets.daily import daily_table_asset
 from asx_pipeline.assets.metadata import names, preview
 from asx_pipeline.assets.symbols import select_universe
 from asx_pipeline.calendar import (
-    ASX_TIMEZONE,
+    SYDNEY,
     asx_calendar,
     session_close,
     sessions_in_window,
@@ -39,7 +38,6 @@ from asx_pipeline.warehouse.tables import INTRADAY_QUOTES
 SNAPSHOT_INTERVAL = dt.timedelta(minutes=15)
 # One snapshot after the close catches the closing auction's price (16:10 on a normal day).
 AFTER_CLOSE = dt.timedelta(minutes=15)
-SYDNEY = ZoneInfo(ASX_TIMEZONE)
 
 
 class IntradayConfig(Config):

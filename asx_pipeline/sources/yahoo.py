@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -30,6 +29,7 @@ import yfinance as yf
 from yfinance import cache as yf_cache
 from yfinance.exceptions import YFRateLimitError
 
+from asx_pipeline.calendar import SYDNEY
 from asx_pipeline.sources.asx_directory import load_directory
 from asx_pipeline.sources.market_data import (
     ACTION_COLUMNS,
@@ -38,7 +38,6 @@ from asx_pipeline.sources.market_data import (
     PriceHistory,
 )
 
-SYDNEY = "Australia/Sydney"
 _log = logging.getLogger(__name__)
 # yfinance's column names -> ours. Dividends/Stock Splits are there because actions=True.
 _PRICE_FIELDS = {
@@ -241,7 +240,7 @@ class YahooMarketData:
 
 
 def _sydney_today() -> dt.date:
-    return dt.datetime.now(ZoneInfo(SYDNEY)).date()
+    return dt.datetime.now(SYDNEY).date()
 
 
 def point_yfinance_cache_at(cache_dir: Path) -> None:
