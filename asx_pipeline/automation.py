@@ -93,6 +93,12 @@ ERROR_LINES = 8
 
 DAILY_ASSETS = AssetSelection.all() - AssetSelection.assets(INTRADAY_ASSET)
 
+# The core tables alone: the demo's history load, and loading prices for a range by hand.
+asx_core = define_asset_job(
+    name="asx_core",
+    selection=AssetSelection.assets("asx_symbols", "daily_prices", "corporate_actions"),
+    description="The ASX directory, daily prices and corporate actions for a range of sessions.",
+)
 asx_daily_refresh = define_asset_job(
     name=DAILY_JOB,
     selection=DAILY_ASSETS,
@@ -385,7 +391,7 @@ def build_automation(
 ) -> tuple[list[UnresolvedAssetJobDefinition], list[ScheduleDefinition], list[SensorDefinition]]:
     """The jobs, schedules and sensors that definitions.py registers."""
     return (
-        [asx_daily_refresh, asx_intraday_snapshot],
+        [asx_core, asx_daily_refresh, asx_intraday_snapshot],
         [daily_refresh_schedule(settings), asx_intraday_schedule],
         [run_failure_alerts(settings), prices_freshness_sensor(settings), asx_follow_prices],
     )

@@ -15,7 +15,7 @@ Two Dagster traps shape this module:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -92,11 +92,18 @@ def ensure_sessions_final(
 
 def latest_final_session(now: dt.datetime, delay_minutes: int) -> dt.date:
     """The most recent session whose data is final at `now`."""
+    return latest_session_ready(now, lambda session: session_final_at(session, delay_minutes))
+
+
+def latest_session_ready(
+    now: dt.datetime, ready_at: Callable[[dt.date], dt.datetime]
+) -> dt.date:
+    """The most recent session (within 30 days) whose `ready_at` time has passed at `now`."""
     today = now.astimezone(SYDNEY).date()
     for session in reversed(sessions_between(today - dt.timedelta(days=30), today)):
-        if session_final_at(session, delay_minutes) <= now:
+        if ready_at(session) <= now:
             return session
-    raise SessionNotFinalError(f"No final ASX session in the 30 days before {today}")
+    raise SessionNotFinalError(f"No ready ASX session in the 30 days before {today}")
 
 
 def trading_day_partitions(start: dt.date) -> TimeWindowPartitionsDefinition:

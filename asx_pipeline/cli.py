@@ -385,15 +385,13 @@ def _status(args: argparse.Namespace) -> int:
 
 def expected_session(now: dt.datetime) -> dt.date:
     """The latest session whose data should be in by now (its freshness deadline has passed)."""
-    from asx_pipeline.calendar import SYDNEY, sessions_between
+    from asx_pipeline.calendar import SYDNEY, latest_session_ready
     from asx_pipeline.settings import get_settings
 
     deadline = get_settings().asx_freshness_deadline
-    local = now.astimezone(SYDNEY)
-    for session in reversed(sessions_between(local.date() - dt.timedelta(days=30), local.date())):
-        if dt.datetime.combine(session, deadline, tzinfo=SYDNEY) <= local:
-            return session
-    raise RuntimeError(f"No ASX session in the 30 days before {local.date()}")
+    return latest_session_ready(
+        now, lambda session: dt.datetime.combine(session, deadline, tzinfo=SYDNEY)
+    )
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ Dagster resolves them at run time and the UI shows the variable's name, never it
 
 from __future__ import annotations
 
-from dagster import AssetSelection, Definitions, EnvVar, define_asset_job
+from dagster import Definitions, EnvVar
 from dotenv import load_dotenv
 
 from asx_pipeline.assets.breadth import market_breadth
@@ -26,15 +26,6 @@ from asx_pipeline.warehouse.io_manager import WarehouseIOManager
 
 # Dagster's CLI and webserver read .env themselves, but `python -m`, pytest and cron do not.
 load_dotenv(override=False)
-
-CORE_ASSETS = AssetSelection.assets("asx_symbols", "daily_prices", "corporate_actions")
-
-asx_core_job = define_asset_job(
-    name="asx_core",
-    selection=CORE_ASSETS,
-    description="The ASX directory, daily prices and corporate actions for a range of sessions.",
-)
-
 
 def market_data_resource(settings: Settings) -> MarketDataResource:
     return MarketDataResource(
@@ -100,7 +91,7 @@ def build_definitions(settings: Settings) -> Definitions:
             daily_report,
         ],
         asset_checks=ALL_CHECKS,
-        jobs=[asx_core_job, *jobs],
+        jobs=jobs,
         schedules=schedules,
         sensors=sensors,
         loggers=loggers,

@@ -27,11 +27,12 @@ def test_definitions_load_and_every_daily_asset_is_one_run_per_backfill() -> Non
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert {"asx_symbols", "daily_prices", "corporate_actions"} <= keys
+    # Every asset is a daily table: one partition per session, and a backfill is one run.
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
-        if node.partitions_def == asx_trading_days():
-            assert node.backfill_policy is not None, key
-            assert node.backfill_policy.policy_type == BackfillPolicyType.SINGLE_RUN, key
+        assert node.partitions_def == asx_trading_days(), key
+        assert node.backfill_policy is not None, key
+        assert node.backfill_policy.policy_type == BackfillPolicyType.SINGLE_RUN, key
     assert defs.resolve_job_def("asx_core") is not None
 
 

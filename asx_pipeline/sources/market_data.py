@@ -55,10 +55,6 @@ class PriceHistory:
     # Tickers the source could not fetch, with the reason it gave (yfinance only logs these).
     failed: dict[str, str] = field(default_factory=dict)
 
-    @classmethod
-    def empty(cls) -> PriceHistory:
-        return cls(pd.DataFrame(columns=PRICE_COLUMNS), pd.DataFrame(columns=ACTION_COLUMNS))
-
 
 class MarketDataSource(Protocol):
     """A source of the ASX directory and of daily bars and corporate actions."""
