@@ -10,8 +10,13 @@ The sample has the events real data has, on fixed dates so tests can name them:
 - a suspension: SYR has no bars for 4 sessions in every 55, and shows as `suspended`;
 - a delisting: AWC's last session is 2025-10-31; after it AWC is neither listed nor priced;
 - a listing: TLC has no bars before its listing date (2022-05-24).
-`adj_close` is the total-return series anchored at the first sample session, so it never changes
-as sessions are added (Yahoo's is anchored at the latest session; ratios and returns agree).
+`adj_close` is built as Yahoo builds it: a session's raw close times the split-and-dividend
+factor of every action with a later ex-date (a split of ratio r divides earlier prices by r, a
+dividend d multiplies them by 1 - d / the raw close of the bar before the ex-date). Yahoo counts
+the actions up to its latest session, which moves every day; the sample counts every action up to
+SAMPLE_HORIZON, its last possible session, so a session's adj_close is fixed (alone or in a range,
+today or next year). adj_close / close is therefore constant between ex-dates and changes exactly
+on them, and agrees with analytics.adjustment's explicit adjustment of the same rows.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from asx_pipeline.sources.market_data import (
 from asx_pipeline.sources.sample_companies import SAMPLE_COMPANIES, SampleCompany
 
 SAMPLE_EPOCH = dt.date(2015, 1, 2)
+# The sample's last session, and the anchor of its adj_close: every action up to it is counted.
 SAMPLE_HORIZON = dt.date(2031, 12, 31)
 SPLITS: dict[str, tuple[dt.date, float]] = {
     "PME": (dt.date(2025, 11, 10), 2.0),
@@ -58,7 +64,6 @@ class _Bars:
     high: np.ndarray
     low: np.ndarray
     close: np.ndarray
-    adj_close: np.ndarray
     volume: np.ndarray
     traded: np.ndarray  # False on sessions without a bar (before listing, suspended, delisted)
     dividends: dict[int, float]
@@ -97,7 +102,8 @@ class SampleMarketData:
                 continue
             if stop <= start:
                 continue
-            bars = _bars(company, stop)
+            # adj_close needs every action up to the horizon, not only those up to `last`.
+            bars = _bars(company, len(sessions))
             price_frames.append(_price_frame(ticker, bars, sessions, start, stop))
             action_frames.append(_action_frame(ticker, bars, sessions, start, stop))
         prices = _concat(price_frames, PRICE_COLUMNS)
@@ -238,7 +244,6 @@ def _bars(company: SampleCompany, sessions: int) -> _Bars:
         high=_round_to_tick(high),
         low=_round_to_tick(low),
         close=_round_to_tick(raw),
-        adj_close=np.round(total_return, 6),
         volume=volume,
         traded=_traded(company, sessions),
         dividends=dividends,
@@ -257,6 +262,31 @@ def _traded(company: SampleCompany, sessions: int) -> np.ndarray:
     return traded
 
 
+def _adjusted_close(bars: _Bars) -> np.ndarray:
+    """Yahoo's adj_close for bars over the whole horizon: close x the factor of later actions.
+
+    Only actions the source reports (on a traded session) count, each with the factor that
+    analytics.adjustment derives from the reported rows: a split 1/r, a dividend 1 - d/c with c the
+    raw close of the last bar before the ex-date (the previous session's, unless suspended).
+    Factors on one session multiply dividend before split, the order adjustment_steps uses.
+    """
+    if len(bars.close) != len(_sessions()):
+        raise ValueError("adj_close is anchored at SAMPLE_HORIZON: it needs the bars up to it")
+    step = np.ones(len(bars.close))
+    traded = np.flatnonzero(bars.traded)
+    for ordinal, amount in sorted(bars.dividends.items()):
+        earlier = traded[traded < ordinal]
+        if bars.traded[ordinal] and earlier.size:
+            step[ordinal] *= 1.0 - amount / bars.close[earlier[-1]]
+    for ordinal, ratio in sorted(bars.splits.items()):
+        if bars.traded[ordinal]:
+            step[ordinal] *= 1.0 / ratio
+    # factor[k] = product of step[k+1:], multiplied from the horizon backwards.
+    factor = np.ones(len(step))
+    factor[:-1] = np.cumprod(step[:0:-1])[::-1]
+    return bars.close * factor
+
+
 def _round_to_tick(prices: np.ndarray) -> np.ndarray:
     # ASX price steps: a cent from $2, half a cent from 10c, a tenth of a cent below.
     cents = np.round(prices, 2)
@@ -269,6 +299,7 @@ def _price_frame(
     ticker: str, bars: _Bars, sessions: np.ndarray, start: int, stop: int
 ) -> pd.DataFrame:
     keep = np.flatnonzero(bars.traded[start:stop]) + start
+    adj_close = _adjusted_close(bars)
     return pd.DataFrame(
         {
             "trade_date": sessions[keep].astype(object),
@@ -277,7 +308,7 @@ def _price_frame(
             "high": bars.high[keep],
             "low": bars.low[keep],
             "close": bars.close[keep],
-            "adj_close": bars.adj_close[keep],
+            "adj_close": adj_close[keep],
             "volume": bars.volume[keep],
         }
     )

@@ -2,13 +2,15 @@
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from asx_pipeline.analytics.adjustment import adjustment_steps, factors_to_last
 from asx_pipeline.calendar import sessions_between
-from asx_pipeline.sources.sample import SampleMarketData
+from asx_pipeline.sources.sample import SAMPLE_EPOCH, SAMPLE_HORIZON, SampleMarketData
 
 SOURCE = SampleMarketData()
 TICKERS = ["BHP.AX", "PME.AX", "SYR.AX", "AWC.AX", "ZIP.AX", "TLC.AX"]
@@ -53,7 +55,7 @@ def test_pme_split_halves_the_raw_price_and_is_an_action() -> None:
         {"ex_date": dt.date(2025, 11, 10), "yahoo_ticker": "PME.AX", "action": "split",
          "value": 2.0}
     ]
-    # adj_close is the continuous total-return series: no jump at the split.
+    # adj_close restates the bar before the split in post-split units: no jump at the split.
     adjusted = history.prices["adj_close"].tolist()
     assert 0.9 < adjusted[1] / adjusted[0] < 1.1
 
@@ -111,3 +113,83 @@ def test_universe_widens_to_any_size_deterministically(count) -> None:
         tickers, dt.date(2025, 11, 3), dt.date(2025, 11, 20)
     )
     pd.testing.assert_frame_equal(first.prices, again.prices)
+
+
+# Splits (PME, ZIP), dividends, SYR's suspensions, AWC's delisting and TLC's listing.
+ADJUSTMENT_TICKERS = [*TICKERS, "CBA.AX", "WBC.AX", "COL.AX"]
+
+
+def _bars_and_actions(history) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The source's rows in the shape analytics.adjustment reads from the warehouse."""
+    bars = history.prices.assign(symbol=history.prices["yahoo_ticker"].str.removesuffix(".AX"))
+    bars = bars.sort_values(["symbol", "trade_date"]).reset_index(drop=True)
+    actions = history.actions.assign(symbol=history.actions["yahoo_ticker"].str.removesuffix(".AX"))
+    return bars, actions
+
+
+def test_adj_close_over_close_changes_exactly_on_ex_dates_by_yahoos_factor() -> None:
+    history = SOURCE.price_history(ADJUSTMENT_TICKERS, SAMPLE_EPOCH, SAMPLE_HORIZON)
+    bars, actions = _bars_and_actions(history)
+    all_sessions = sessions_between(SAMPLE_EPOCH, SAMPLE_HORIZON)
+    session_number = {day: n for n, day in enumerate(all_sessions)}
+    moved, after_a_gap = set(), []
+    for symbol, group in bars.groupby("symbol"):
+        ratio = (group["adj_close"] / group["close"]).to_numpy()
+        close = group["close"].to_numpy()
+        days = group["trade_date"].tolist()
+        row_of = {day: i for i, day in enumerate(days)}
+        # What each bar's own actions do to the bar before it, by Yahoo's conventions: a split
+        # divides by its ratio; a dividend d multiplies by 1 - d / the previous bar's raw close.
+        factor = np.ones(len(days))
+        own = actions[actions["symbol"] == symbol].sort_values(["ex_date", "action"])
+        for action in own.itertuples():
+            i = row_of[action.ex_date]
+            assert i > 0, (symbol, action.ex_date)
+            if action.action == "split":
+                factor[i] *= 1.0 / action.value
+            else:
+                factor[i] *= 1.0 - action.value / close[i - 1]
+            moved.add((symbol, action.ex_date))
+            if session_number[days[i]] - session_number[days[i - 1]] > 1:
+                after_a_gap.append((symbol, days[i]))
+        # Constant between ex-dates, and the step of Yahoo's factor exactly on each of them.
+        np.testing.assert_allclose(ratio[:-1] / ratio[1:], factor[1:], rtol=1e-12, atol=0,
+                                   err_msg=symbol)
+        assert (factor[1:] != 1.0).sum() == own["ex_date"].nunique()
+        # Anchored at SAMPLE_HORIZON: from a symbol's last action on, adj_close is its close.
+        after = group["trade_date"] >= (own["ex_date"].max() if len(own) else days[0])
+        assert (group.loc[after, "adj_close"] == group.loc[after, "close"]).all(), symbol
+    assert len(moved) == len(actions) > 100
+    # SYR's dividend of 2023-02-21 comes after a suspension: the close it divides by is that of
+    # the last bar before it (as in analytics.adjustment), not of the suspended session before.
+    assert after_a_gap == [("SYR", dt.date(2023, 2, 21))]
+
+
+def test_adj_close_ratios_equal_the_explicit_adjustment_of_the_same_rows() -> None:
+    history = SOURCE.price_history(ADJUSTMENT_TICKERS, dt.date(2023, 1, 2), dt.date(2026, 12, 31))
+    bars, actions = _bars_and_actions(history)
+    splits = actions[actions["action"] == "split"]
+    assert splits[["ex_date", "symbol", "value"]].values.tolist() == [
+        [dt.date(2025, 11, 10), "PME", 2.0],
+        [dt.date(2026, 9, 14), "ZIP", 0.1],
+    ]
+    assert (actions["action"] == "dividend").sum() >= 20
+    steps = adjustment_steps(bars, actions)
+    assert steps.actions_applied == len(actions)
+    for symbol, rows in bars.groupby("symbol").indices.items():
+        factors = factors_to_last(steps.price_step[rows][np.newaxis, :])[0]
+        explicit = bars["close"].to_numpy()[rows] * factors
+        adjusted = bars["adj_close"].to_numpy()[rows]
+        # Every pair of sessions (D1, D2): adj_close[D1] / adj_close[D2] = explicit ratio.
+        np.testing.assert_allclose(
+            adjusted[:, np.newaxis] / adjusted[np.newaxis, :],
+            explicit[:, np.newaxis] / explicit[np.newaxis, :],
+            rtol=1e-12, atol=0, err_msg=symbol,
+        )
+
+
+def test_adj_close_does_not_depend_on_where_the_range_ends() -> None:
+    short = SOURCE.price_history(TICKERS, dt.date(2025, 10, 1), dt.date(2025, 11, 7))
+    long = SOURCE.price_history(TICKERS, dt.date(2025, 10, 1), dt.date(2027, 6, 30))
+    in_long = long.prices[long.prices["trade_date"] <= dt.date(2025, 11, 7)]
+    pd.testing.assert_frame_equal(short.prices, in_long.reset_index(drop=True))
