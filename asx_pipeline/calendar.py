@@ -78,16 +78,50 @@ def ensure_sessions_final(
 ) -> None:
     """Refuse sessions whose data cannot be final yet, naming them and when they will be."""
     pending = [s for s in sessions if session_final_at(s, delay_minutes) > now]
-    if not pending:
-        return
-    first = pending[0]
-    ready = session_final_at(first, delay_minutes).astimezone(SYDNEY)
-    names = ", ".join(s.isoformat() for s in pending)
-    raise SessionNotFinalError(
-        f"Session(s) {names} have not closed yet, or their end-of-day data is not final: "
-        f"{first.isoformat()} can be materialised from {ready:%Y-%m-%d %H:%M %Z} "
-        f"(the close plus ASX_DATA_DELAY_MINUTES={delay_minutes}). Nothing was written."
+    if pending:
+        raise SessionNotFinalError(_not_final_message(pending, delay_minutes))
+
+
+# A range can only reach a session or two past today (end_offset=1), but callers may pass any list.
+_PENDING_SHOWN = 3
+
+
+def _not_final_message(pending: Sequence[dt.date], delay_minutes: int) -> str:
+    """E.g. '2025-12-24 is not final yet: it can be materialised from 2025-12-24 14:40 AEDT
+    (Australia/Sydney), 30 minutes after its 14:10 early close (ASX_DATA_DELAY_MINUTES)'."""
+    first, *later = pending
+    when = _final_from(first, delay_minutes)
+    if not later:
+        head = f"{first.isoformat()} is not final yet: it can be materialised from {when}"
+    else:
+        head = (
+            f"{len(pending)} sessions are not final yet: {first.isoformat()} can be "
+            f"materialised from {when}"
+        )
+        shown = [
+            f"{session.isoformat()} from {_ready_in_sydney(session, delay_minutes)}"
+            for session in later[: _PENDING_SHOWN - 1]
+        ]
+        hidden = len(later) - len(shown)
+        head += "; " + "; ".join(shown) + (f"; and {hidden} later sessions" if hidden else "")
+    return f"{head}. Nothing was written."
+
+
+def _final_from(session: dt.date, delay_minutes: int) -> str:
+    """'2025-12-24 14:40 AEDT (Australia/Sydney), 30 minutes after its 14:10 early close ...'."""
+    close = session_close(session).astimezone(SYDNEY)
+    early = "early " if pd.Timestamp(session) in asx_calendar().early_closes else ""
+    after = f"{delay_minutes} minutes after" if delay_minutes else "at"
+    return (
+        f"{_ready_in_sydney(session, delay_minutes)} ({ASX_TIMEZONE}), {after} its "
+        f"{close:%H:%M} {early}close (ASX_DATA_DELAY_MINUTES={delay_minutes})"
     )
+
+
+def _ready_in_sydney(session: dt.date, delay_minutes: int) -> str:
+    # Formatted from an aware Sydney datetime so that %Z gives AEST or AEDT as of that day.
+    ready = session_final_at(session, delay_minutes).astimezone(SYDNEY)
+    return f"{ready:%Y-%m-%d %H:%M %Z}"
 
 
 def latest_final_session(now: dt.datetime, delay_minutes: int) -> dt.date:

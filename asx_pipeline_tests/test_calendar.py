@@ -95,11 +95,44 @@ def test_session_not_final_is_refused_with_when() -> None:
     before = dt.datetime(2025, 11, 21, 16, 20, tzinfo=SYDNEY)
     with pytest.raises(SessionNotFinalError) as error:
         ensure_sessions_final([dt.date(2025, 11, 20), dt.date(2025, 11, 21)], before, 30)
-    message = str(error.value)
-    assert "2025-11-21" in message and "2025-11-20" not in message.split("have not")[0]
-    assert "2025-11-21 16:30 AEDT" in message
-    assert "Nothing was written" in message
+    assert str(error.value) == (
+        "2025-11-21 is not final yet: it can be materialised from 2025-11-21 16:30 AEDT "
+        "(Australia/Sydney), 30 minutes after its 16:00 close (ASX_DATA_DELAY_MINUTES=30). "
+        "Nothing was written."
+    )
     ensure_sessions_final([dt.date(2025, 11, 21)], before.replace(minute=31), 30)
+
+
+def test_session_not_final_on_an_early_close_gives_the_early_time() -> None:
+    # Christmas Eve closes at 14:10; the message must not assume 16:00.
+    morning = dt.datetime(2025, 12, 24, 9, tzinfo=SYDNEY)
+    with pytest.raises(SessionNotFinalError) as error:
+        ensure_sessions_final([dt.date(2025, 12, 24)], morning, 30)
+    assert str(error.value) == (
+        "2025-12-24 is not final yet: it can be materialised from 2025-12-24 14:40 AEDT "
+        "(Australia/Sydney), 30 minutes after its 14:10 early close "
+        "(ASX_DATA_DELAY_MINUTES=30). Nothing was written."
+    )
+
+
+def test_session_not_final_in_winter_is_in_aest_whatever_the_callers_zone() -> None:
+    utc_now = dt.datetime(2025, 6, 2, 3, tzinfo=dt.UTC)  # 13:00 in Sydney
+    with pytest.raises(SessionNotFinalError) as error:
+        ensure_sessions_final([dt.date(2025, 6, 2), dt.date(2025, 6, 3)], utc_now, 45)
+    assert str(error.value) == (
+        "2 sessions are not final yet: 2025-06-02 can be materialised from 2025-06-02 16:45 "
+        "AEST (Australia/Sydney), 45 minutes after its 16:00 close "
+        "(ASX_DATA_DELAY_MINUTES=45); 2025-06-03 from 2025-06-03 16:45 AEST. Nothing was written."
+    )
+
+
+def test_many_sessions_not_final_are_summarised() -> None:
+    sessions = sessions_between(dt.date(2025, 6, 2), dt.date(2025, 6, 13))
+    with pytest.raises(SessionNotFinalError) as error:
+        ensure_sessions_final(sessions, dt.datetime(2025, 6, 1, tzinfo=SYDNEY), 30)
+    message = str(error.value)
+    assert message.startswith(f"{len(sessions)} sessions are not final yet: 2025-06-02 can be")
+    assert "; 2025-06-04 from 2025-06-04 16:30 AEST; and 6 later sessions. Nothing" in message
 
 
 def test_latest_final_session_skips_weekend_and_unfinished_day() -> None:

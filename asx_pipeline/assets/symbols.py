@@ -10,7 +10,8 @@ from asx_pipeline.assets.daily import daily_table_asset
 from asx_pipeline.assets.metadata import names, preview, session_span
 from asx_pipeline.calendar import sessions_in_window
 from asx_pipeline.retries import yahoo_retry_policy
-from asx_pipeline.sources.market_data import yahoo_ticker
+from asx_pipeline.sources.asx_directory import DirectoryError
+from asx_pipeline.sources.market_data import MarketDataSource, yahoo_ticker
 from asx_pipeline.sources.resource import MarketDataResource
 from asx_pipeline.warehouse.io_manager import window_of
 from asx_pipeline.warehouse.tables import ASX_SYMBOLS
@@ -48,7 +49,7 @@ def symbols_for_sessions(
     client = market_data.client()
     frames, unknown = [], set()
     for session in sessions:
-        directory = client.directory(session)
+        directory = _directory_on(client, session)
         chosen = select_universe(directory, market_data.universe)
         if market_data.universe != "all" and not market_data.universe.startswith("top:"):
             unknown |= set(market_data.universe.split(",")) - set(directory["symbol"])
@@ -58,6 +59,18 @@ def symbols_for_sessions(
     frame = pd.concat(frames, ignore_index=True)
     frame["yahoo_ticker"] = frame["symbol"].map(yahoo_ticker)
     return frame[ASX_SYMBOLS.column_names], sorted(unknown)
+
+
+def _directory_on(client: MarketDataSource, session: dt.date) -> pd.DataFrame:
+    """The source's directory; a problem that waiting cannot fix fails the step at once."""
+    try:
+        return client.directory(session)
+    except DirectoryError as error:
+        if error.retryable:
+            raise  # a network failure: the step's RetryPolicy tries again later
+        # A Failure shows its description as-is in the UI; allow_retries=False skips the
+        # RetryPolicy, which would wait minutes for the same bad file.
+        raise Failure(str(error), allow_retries=False) from None
 
 
 @daily_table_asset(
@@ -73,7 +86,10 @@ def asx_symbols(
     market_data.ensure_final(sessions)
     frame, unknown = symbols_for_sessions(market_data, sessions)
     if frame.empty:
-        raise Failure(f"The ASX directory gave no companies for {window}; nothing was written.")
+        raise Failure(
+            f"The ASX directory gave no companies for {window}; nothing was written.",
+            allow_retries=False,
+        )
     if unknown:
         context.log.warning(f"ASX_UNIVERSE codes not in the ASX directory: {names(unknown)}")
     statuses = frame["status"].value_counts().to_dict()

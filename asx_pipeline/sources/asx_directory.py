@@ -11,6 +11,11 @@ notice and old copies are still mirrored:
 Columns are therefore found by their header name (ignoring case, spacing and punctuation, so
 `GICs` and `GICS` are the same), never by position, and the header row is searched for rather than
 assumed to be the first line.
+
+Every error is a `DirectoryError` whose `retryable` says whether trying again later can help: a
+network failure, a timeout or an HTTP 408/425/429/5xx can pass; a missing file, any other HTTP
+error (404, 403) or content that is not the directory (empty, binary, an HTML page, no code
+column) cannot, so the asset fails at once instead of waiting through step retries.
 """
 
 from __future__ import annotations
@@ -47,6 +52,28 @@ _COLUMN_BY_HEADER = {
 }
 _REQUIRED_HEADERS = {"symbol": "ASX code", "company_name": "Company name"}
 _EXPECTED_HEADER = "ASX code, Company name, GICS industry group, Listing date, Market Cap"
+EXPECTED = (
+    f"expected the ASX directory CSV with columns {_EXPECTED_HEADER} (the first two required)"
+)
+_SOURCE_HINT = (
+    "set ASX_DIRECTORY_SOURCE to the http(s) URL of the ASX directory CSV or the path of an "
+    "existing CSV file"
+)
+
+# Bytes that never occur in a CSV text file (C0 controls other than tab, newlines and form feed,
+# and DEL). UTF-8 never produces them inside a multi-byte character, so one is proof of binary.
+_BINARY_BYTE = re.compile(rb"[\x00-\x08\x0e-\x1f\x7f]")
+# What a file commonly is when it is not the CSV, by its first bytes.
+_MAGIC_HINTS = {
+    b"PK\x03\x04": "a ZIP archive, e.g. an .xlsx workbook: export it as CSV",
+    b"\xd0\xcf\x11\xe0": "an old .xls workbook: export it as CSV",
+    b"\x1f\x8b": "gzip-compressed: decompress it",
+    b"%PDF": "a PDF document",
+    b"\xff\xfe": "UTF-16 text: save it as UTF-8 CSV",
+    b"\xfe\xff": "UTF-16 text: save it as UTF-8 CSV",
+}
+# HTTP statuses that say "try again later"; any other error status will not change by waiting.
+_RETRYABLE_STATUSES = frozenset({408, 425, 429})
 
 # ASX codes are 3 letters/digits for ordinary shares; 4-6 for options, partly paid and other classes
 # (CCON, CHRCB, NWSLV), and some start with a digit (14D, 1AD).
@@ -55,25 +82,43 @@ _DATE_FORMAT = "%d/%m/%Y"
 _SUSPENDED_MARKS = frozenset({"SUSPENDED", "--"})
 
 
-class DirectoryFormatError(ValueError):
-    """The directory's content is not an ASX directory we can trust; the message says why."""
+class DirectoryError(Exception):
+    """The ASX directory could not be loaded; the message names where and says why."""
+
+    # Whether trying again later can succeed; False means fail now (Dagster: no step retry).
+    retryable = False
 
 
-class DirectoryUnavailableError(OSError):
-    """The directory could not be read at all (missing file, HTTP error, network failure)."""
+class DirectoryFormatError(DirectoryError, ValueError):
+    """The content is not an ASX directory we can trust (empty, binary, HTML, no code column)."""
+
+
+class DirectorySourceError(DirectoryError, OSError):
+    """ASX_DIRECTORY_SOURCE names nothing readable: a missing file, an HTTP 404, a bad URL."""
+
+
+class DirectoryUnavailableError(DirectoryError, OSError):
+    """The directory could not be fetched just now: network error, timeout, HTTP 429 or 5xx."""
+
+    retryable = True
 
 
 def load_directory(
     source: str, session: requests.Session | None = None, timeout: float = 30.0
 ) -> pd.DataFrame:
-    """Read the directory from an http(s) URL or a local file path, with DIRECTORY_COLUMNS."""
+    """Read the directory from an http(s) URL or a local file path, with DIRECTORY_COLUMNS.
+
+    Raises a `DirectoryError`; only a `DirectoryUnavailableError` is worth retrying.
+    """
     if _is_url(source):
         origin = redact_url(source)
-        content = _fetch(source, origin, session, timeout)
+        content, content_type = _fetch(source, origin, session, timeout)
     else:
         origin = source
-        content = _read_file(Path(source).expanduser())
-    return parse_directory(_decode(content), origin)
+        content, content_type = _read_file(Path(source).expanduser(), origin), None
+    text = _decode(content, origin)
+    _refuse_html(text, origin, content_type)
+    return parse_directory(text, origin)
 
 
 def parse_directory(text: str, origin: str) -> pd.DataFrame:
@@ -84,9 +129,7 @@ def parse_directory(text: str, origin: str) -> pd.DataFrame:
     # A BOM can survive when the caller decoded with plain utf-8.
     text = text.lstrip("\ufeff")
     if not text.strip():
-        raise DirectoryFormatError(
-            f"{origin} is empty; expected the ASX directory CSV with a header of {_EXPECTED_HEADER}"
-        )
+        raise DirectoryFormatError(f"{origin} is empty; {EXPECTED}")
     rows = list(csv.reader(io.StringIO(text)))
     header_index = _find_header(rows, origin)
     columns = _map_header(rows[header_index], origin)
@@ -104,8 +147,11 @@ def parse_directory(text: str, origin: str) -> pd.DataFrame:
 def redact_url(url: str) -> str:
     """The URL without user:password and without its query (the ASX feed takes an access token)."""
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
+    try:
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+    except ValueError:  # a port that is not a number: still drop any user:password
+        netloc = parts.netloc.rpartition("@")[2]
     query = "<redacted>" if parts.query else ""
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
@@ -114,39 +160,103 @@ def _is_url(source: str) -> bool:
     return urlsplit(source).scheme.lower() in {"http", "https"}
 
 
-def _fetch(url: str, origin: str, session: requests.Session | None, timeout: float) -> bytes:
+def _fetch(
+    url: str, origin: str, session: requests.Session | None, timeout: float
+) -> tuple[bytes, str | None]:
+    """The body and Content-Type of a successful GET; errors say whether waiting can help."""
     http = session or requests.Session()
     try:
         response = http.get(url, headers={"User-Agent": BROWSER_USER_AGENT}, timeout=timeout)
+    except (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema) as exc:
+        raise DirectorySourceError(
+            f"{origin} is not a URL that can be fetched ({type(exc).__name__}); {_SOURCE_HINT}"
+        ) from None
     except requests.RequestException as exc:
         # str(exc) can repeat the full URL, query token included, so only its kind is reported.
         raise DirectoryUnavailableError(
             f"could not fetch the ASX directory from {origin}: {type(exc).__name__}"
         ) from None
     if not response.ok:
-        raise DirectoryUnavailableError(
-            f"could not fetch the ASX directory from {origin}: HTTP {response.status_code} "
-            f"{response.reason or ''}".rstrip()
-            + "; check ASX_DIRECTORY_SOURCE (a URL or a local CSV path)"
+        status = f"HTTP {response.status_code} {response.reason or ''}".rstrip()
+        if response.status_code in _RETRYABLE_STATUSES or response.status_code >= 500:
+            raise DirectoryUnavailableError(
+                f"could not fetch the ASX directory from {origin}: {status}"
+            )
+        raise DirectorySourceError(
+            f"could not fetch the ASX directory from {origin}: {status}"
+            f"{_redirect_note(response, origin)}; expected the ASX directory CSV at that URL; "
+            + _SOURCE_HINT
         )
-    return response.content
+    return response.content, response.headers.get("Content-Type")
 
 
-def _read_file(path: Path) -> bytes:
+def _redirect_note(response: requests.Response, origin: str) -> str:
+    final = redact_url(response.url) if response.url else origin
+    return f" (redirected to {final})" if final != origin else ""
+
+
+def _read_file(path: Path, origin: str) -> bytes:
+    shown = origin if str(path.absolute()) == origin else f"{origin} (that is {path.absolute()})"
+    if not path.exists():
+        raise DirectorySourceError(f"{shown} does not exist; {_SOURCE_HINT}")
     if not path.is_file():
-        raise DirectoryUnavailableError(
-            f"ASX directory file {path} not found; ASX_DIRECTORY_SOURCE must be an http(s) URL "
-            "or the path of an existing CSV file"
-        )
-    return path.read_bytes()
+        raise DirectorySourceError(f"{shown} is not a file; {_SOURCE_HINT}")
+    try:
+        return path.read_bytes()
+    except PermissionError:
+        raise DirectorySourceError(
+            f"{shown} cannot be read (permission denied); make it readable by the user that "
+            "runs Dagster"
+        ) from None
+    except OSError as exc:
+        # An I/O error (a network mount gone away) may pass; let the step retry it.
+        raise DirectoryUnavailableError(f"could not read {shown}: {exc.strerror or exc}") from None
 
 
-def _decode(content: bytes) -> str:
-    # The ASX serves UTF-8 (sometimes with a BOM); older mirrors were saved as latin-1/cp1252.
+def _decode(content: bytes, origin: str) -> str:
+    """The text of a CSV file, or a DirectoryFormatError naming the first byte that is binary."""
+    binary = _BINARY_BYTE.search(content)
+    if binary is not None:
+        raise _binary_error(content, binary.start(), origin)
+    # The ASX serves UTF-8 (sometimes with a BOM); older mirrors were saved as cp1252 (a superset
+    # of latin-1's letters). cp1252 leaves five bytes undefined: those are not text either.
     try:
         return content.decode("utf-8-sig")
     except UnicodeDecodeError:
-        return content.decode("latin-1")
+        pass
+    try:
+        return content.decode("cp1252")
+    except UnicodeDecodeError as exc:
+        raise _binary_error(content, exc.start, origin) from None
+
+
+def _binary_error(content: bytes, offset: int, origin: str) -> DirectoryFormatError:
+    hint = next(
+        (
+            f"; it looks like {what}"
+            for magic, what in _MAGIC_HINTS.items()
+            if content.startswith(magic)
+        ),
+        "",
+    )
+    return DirectoryFormatError(
+        f"{origin}: not a CSV text file (binary content at byte {offset}: "
+        f"0x{content[offset]:02x}{hint}); {EXPECTED}"
+    )
+
+
+def _refuse_html(text: str, origin: str, content_type: str | None) -> None:
+    """A web page where the CSV should be: a moved download, a login or a bot-check page."""
+    head = text.lstrip("\ufeff \t\r\n")[:4096].lower()
+    looks_like_html = head.startswith("<") and any(
+        tag in head for tag in ("<!doctype html", "<html", "<head", "<body")
+    )
+    if not looks_like_html:
+        return
+    title = re.search(r"<title[^>]*>(.*?)</title>", text[:8192], re.IGNORECASE | re.DOTALL)
+    titled = f" titled {' '.join(title.group(1).split())[:80]!r}" if title else ""
+    served = f" (Content-Type: {content_type})" if content_type else ""
+    raise DirectoryFormatError(f"{origin} is an HTML page{titled}{served}, not a CSV; {EXPECTED}")
 
 
 def _normalise_header(name: str) -> str:
@@ -158,8 +268,9 @@ def _find_header(rows: Sequence[Sequence[str]], origin: str) -> int:
     for index, row in enumerate(rows):
         if any(_normalise_header(cell) in _COLUMN_BY_HEADER for cell in row):
             return index
+    first = next((",".join(row) for row in rows if any(cell.strip() for cell in row)), "")
     raise DirectoryFormatError(
-        f"{origin} has no header row; expected a header with {_EXPECTED_HEADER}"
+        f"{origin} has no header row (first line: {first[:120]!r}); {EXPECTED}"
     )
 
 
@@ -177,8 +288,7 @@ def _map_header(header: Sequence[str], origin: str) -> dict[str, int]:
     for column, title in _REQUIRED_HEADERS.items():
         if column not in positions:
             raise DirectoryFormatError(
-                f"{origin} has no {title!r} column; found columns: {found}; "
-                f"expected a header with {_EXPECTED_HEADER}"
+                f"{origin} has no {title!r} column; found columns: {found}; {EXPECTED}"
             )
     return positions
 

@@ -118,7 +118,9 @@ def test_unfinished_session_fails_and_writes_nothing(core) -> None:
     today = sessions_between(dt.date.today() - dt.timedelta(days=10), dt.date.today())[-1]
     result = core.materialize(today, today, market_data=market_data, raise_on_error=False)
     assert not result.success
-    assert "have not closed yet, or their end-of-day data is not final" in failure_text(result)
+    message = failure_text(result)
+    assert f"{today.isoformat()} is not final yet: it can be materialised from " in message
+    assert "1440 minutes after its" in message
     assert core.read("asx_symbols", today, today).empty
 
 

@@ -15,7 +15,10 @@ import requests
 import responses
 
 from asx_pipeline.sources.asx_directory import (
+    EXPECTED,
+    DirectoryError,
     DirectoryFormatError,
+    DirectorySourceError,
     DirectoryUnavailableError,
     load_directory,
     parse_directory,
@@ -30,6 +33,10 @@ OLDER_ROWS = 1985
 # In the current file: 74 rows with "--" and one (SCX, a pending listing) with a blank market cap.
 CURRENT_WITHOUT_MARKET_CAP = 75
 DIRECTORY_URL = "https://asx.example.test/asx-research/directory/file"
+SOURCE_HINT = (
+    "set ASX_DIRECTORY_SOURCE to the http(s) URL of the ASX directory CSV or the path of an "
+    "existing CSV file"
+)
 
 
 def _text(fixtures_dir: Path, name: str) -> str:
@@ -211,12 +218,18 @@ def test_missing_code_column_is_refused_naming_the_origin(older_text: str) -> No
     message = str(caught.value)
     assert message.startswith("/data/ASXListedCompanies.csv has no 'ASX code' column")
     assert "found columns: Company name, GICS industry group" in message
-    assert "expected a header with ASX code, Company name" in message
+    assert message.endswith(
+        "; expected the ASX directory CSV with columns ASX code, Company name, GICS industry "
+        "group, Listing date, Market Cap (the first two required)"
+    )
 
 
-def test_text_without_any_header_is_refused() -> None:
-    with pytest.raises(DirectoryFormatError, match=r"^x\.csv has no header row; expected"):
-        parse_directory('"BHP","BHP GROUP LIMITED","Materials"\n', "x.csv")
+def test_text_without_any_header_is_refused_showing_its_first_line() -> None:
+    with pytest.raises(DirectoryFormatError) as caught:
+        parse_directory('\n"BHP","BHP GROUP LIMITED","Materials"\n', "x.csv")
+    assert str(caught.value) == (
+        f"x.csv has no header row (first line: 'BHP,BHP GROUP LIMITED,Materials'); {EXPECTED}"
+    )
 
 
 # --- refusals -----------------------------------------------------------------------------------
@@ -268,20 +281,95 @@ def test_load_from_a_path_matches_parse(fixtures_dir: Path, current: pd.DataFram
     pd.testing.assert_frame_equal(loaded, current)
 
 
-def test_load_tolerates_a_bom_and_falls_back_to_latin_1(tmp_path: Path) -> None:
+def test_load_tolerates_a_bom_and_falls_back_to_cp1252(tmp_path: Path) -> None:
     with_bom = tmp_path / "bom.csv"
     with_bom.write_bytes("ASX code,Company name\nBHP,BHP GROUP LIMITED\n".encode("utf-8-sig"))
     assert load_directory(str(with_bom))["symbol"].tolist() == ["BHP"]
 
-    latin = tmp_path / "latin.csv"
-    latin.write_bytes("ASX code,Company name\nNES,NESTLÉ AUSTRALIA\n".encode("latin-1"))
-    assert load_directory(str(latin))["company_name"].tolist() == ["NESTLÉ AUSTRALIA"]
+    # Latin-1 letters are the same bytes in cp1252; cp1252 adds typography such as 0x92 (U+2019).
+    legacy = tmp_path / "legacy.csv"
+    name = "NESTLÉ AUSTRALIA\u2019S"
+    legacy.write_bytes(f"ASX code,Company name\nNES,{name}\n".encode("cp1252"))
+    assert load_directory(str(legacy))["company_name"].tolist() == [name]
 
 
-def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+# --- sources that waiting cannot fix: not retryable, and saying what was expected -----------
+
+
+def test_missing_file_names_it_and_the_setting(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.csv"
-    with pytest.raises(DirectoryUnavailableError, match=re.escape(f"{missing} not found")):
+    with pytest.raises(DirectorySourceError) as caught:
         load_directory(str(missing))
+    assert str(caught.value) == f"{missing} does not exist; {SOURCE_HINT}"
+    assert caught.value.retryable is False
+
+
+def test_missing_relative_path_also_shows_where_it_was_looked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DirectorySourceError) as caught:
+        load_directory("data/asx.csv")
+    assert str(caught.value) == (
+        f"data/asx.csv (that is {tmp_path / 'data' / 'asx.csv'}) does not exist; {SOURCE_HINT}"
+    )
+
+
+def test_a_folder_is_not_a_directory_file(tmp_path: Path) -> None:
+    with pytest.raises(DirectorySourceError) as caught:
+        load_directory(str(tmp_path))
+    assert str(caught.value) == f"{tmp_path} is not a file; {SOURCE_HINT}"
+
+
+def test_an_empty_file_names_it_and_what_was_expected(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    with pytest.raises(DirectoryFormatError) as caught:
+        load_directory(str(empty))
+    assert str(caught.value) == f"{empty} is empty; {EXPECTED}"
+    assert caught.value.retryable is False
+
+
+@pytest.mark.parametrize(
+    ("content", "detail"),
+    [
+        (b"\x00\x01\x02junk\xff", "binary content at byte 0: 0x00"),
+        # Valid-looking text, then a NUL: the offset points at it.
+        (b"ASX code,Company name\nBHP,BHP\x00\n", "binary content at byte 29: 0x00"),
+        # No control bytes, but 0x81 is not a character in UTF-8 nor in cp1252.
+        (b"ASX code,Company name\nBHP,B\x81HP\n", "binary content at byte 27: 0x81"),
+        (
+            b"PK\x03\x04\x14\x00\x06\x00[Content_Types].xml",
+            "binary content at byte 2: 0x03; it looks like a ZIP archive, e.g. an .xlsx "
+            "workbook: export it as CSV",
+        ),
+        (
+            "ASX code,Company name\n".encode("utf-16"),
+            "binary content at byte 3: 0x00; it looks like UTF-16 text: save it as UTF-8 CSV",
+        ),
+    ],
+)
+def test_binary_content_names_the_file_the_byte_and_what_was_expected(
+    tmp_path: Path, content: bytes, detail: str
+) -> None:
+    junk = tmp_path / "junk.csv"
+    junk.write_bytes(content)
+    with pytest.raises(DirectoryFormatError) as caught:
+        load_directory(str(junk))
+    assert str(caught.value) == f"{junk}: not a CSV text file ({detail}); {EXPECTED}"
+
+
+def test_a_saved_web_page_is_refused_as_html(tmp_path: Path) -> None:
+    page = tmp_path / "directory.csv"
+    page.write_text("\n  <!doctype html><html><head><title>ASX</title></head></html>")
+    with pytest.raises(DirectoryFormatError) as caught:
+        load_directory(str(page))
+    assert str(caught.value) == f"{page} is an HTML page titled 'ASX', not a CSV; {EXPECTED}"
+
+
+def test_the_real_files_pass_the_binary_and_html_checks(fixtures_dir: Path) -> None:
+    assert len(load_directory(str(fixtures_dir / CURRENT_FILE))) == CURRENT_ROWS
+    assert len(load_directory(str(fixtures_dir / OLDER_FILE))) == OLDER_ROWS
 
 
 @responses.activate
@@ -299,28 +387,107 @@ def test_http_404_names_the_url_and_status_without_credentials() -> None:
     secret_url = "https://user:hunter2@asx.example.test/directory/file?access_token=s3cret"
     responses.get(secret_url, status=404)
 
-    with pytest.raises(DirectoryUnavailableError) as caught:
+    with pytest.raises(DirectorySourceError) as caught:
         load_directory(secret_url)
 
-    message = str(caught.value)
-    assert "https://asx.example.test/directory/file" in message
-    assert "HTTP 404" in message
-    assert "hunter2" not in message
-    assert "s3cret" not in message
+    assert str(caught.value) == (
+        "could not fetch the ASX directory from https://asx.example.test/directory/file"
+        "?<redacted>: HTTP 404 Not Found; expected the ASX directory CSV at that URL; "
+        + SOURCE_HINT
+    )
+    assert caught.value.retryable is False
 
 
 @responses.activate
-def test_network_failure_names_the_url() -> None:
-    responses.get(DIRECTORY_URL, body=requests.ConnectionError("refused"))
-    with pytest.raises(
-        DirectoryUnavailableError, match=re.escape(f"from {DIRECTORY_URL}: ConnectionError")
-    ):
+def test_a_redirect_to_a_missing_page_says_where_it_went() -> None:
+    responses.get(DIRECTORY_URL, status=302, headers={"Location": "https://asx.example.test/gone"})
+    responses.get("https://asx.example.test/gone", status=404)
+    with pytest.raises(DirectorySourceError) as caught:
         load_directory(DIRECTORY_URL)
+    assert str(caught.value).startswith(
+        f"could not fetch the ASX directory from {DIRECTORY_URL}: HTTP 404 Not Found "
+        "(redirected to https://asx.example.test/gone); expected"
+    )
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    ("status", "error", "retryable"),
+    [
+        (400, DirectorySourceError, False),
+        (403, DirectorySourceError, False),
+        (404, DirectorySourceError, False),
+        (410, DirectorySourceError, False),
+        (408, DirectoryUnavailableError, True),
+        (425, DirectoryUnavailableError, True),
+        (429, DirectoryUnavailableError, True),
+        (500, DirectoryUnavailableError, True),
+        (502, DirectoryUnavailableError, True),
+        (503, DirectoryUnavailableError, True),
+        (504, DirectoryUnavailableError, True),
+    ],
+)
+def test_only_statuses_that_can_pass_are_retryable(
+    status: int, error: type[DirectoryError], retryable: bool
+) -> None:
+    responses.get(DIRECTORY_URL, status=status)
+    with pytest.raises(error) as caught:
+        load_directory(DIRECTORY_URL)
+    assert caught.value.retryable is retryable
+    assert f"from {DIRECTORY_URL}: HTTP {status}" in str(caught.value)
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    "failure",
+    [
+        requests.ConnectionError("refused"),
+        requests.ConnectTimeout("slow"),
+        requests.ReadTimeout("slow"),
+        requests.exceptions.ChunkedEncodingError("cut"),
+    ],
+)
+def test_network_failure_is_retryable_and_names_the_url(failure: Exception) -> None:
+    responses.get(DIRECTORY_URL, body=failure)
+    with pytest.raises(DirectoryUnavailableError) as caught:
+        load_directory(DIRECTORY_URL)
+    assert str(caught.value) == (
+        f"could not fetch the ASX directory from {DIRECTORY_URL}: {type(failure).__name__}"
+    )
+    assert caught.value.retryable is True
+
+
+@responses.activate  # nothing may leave the machine, should the URL ever parse
+def test_a_url_that_cannot_be_fetched_is_not_retryable_and_hides_its_password() -> None:
+    with pytest.raises(DirectorySourceError) as caught:
+        load_directory("https://user:hunter2@asx.example.test:99999/file")
+    assert str(caught.value) == (
+        "https://asx.example.test:99999/file is not a URL that can be fetched (InvalidURL); "
+        + SOURCE_HINT
+    )
+    assert caught.value.retryable is False
+
+
+@responses.activate
+def test_an_html_page_instead_of_the_csv_names_the_url_and_what_was_expected() -> None:
+    secret_url = f"{DIRECTORY_URL}?token=s3cret"
+    responses.get(
+        secret_url,
+        body="<!DOCTYPE html>\n<html><head><title>Just a\n moment...</title></head></html>",
+        content_type="text/html",
+    )
+    with pytest.raises(DirectoryFormatError) as caught:
+        load_directory(secret_url)
+    assert str(caught.value) == (
+        f"{DIRECTORY_URL}?<redacted> is an HTML page titled 'Just a moment...' "
+        f"(Content-Type: text/html), not a CSV; {EXPECTED}"
+    )
+    assert caught.value.retryable is False
 
 
 @responses.activate
 def test_a_url_serving_something_else_is_a_format_error_naming_the_url() -> None:
-    responses.get(DIRECTORY_URL, body="<html><body>Access denied</body></html>")
+    responses.get(DIRECTORY_URL, body='{"error": "gone"}')
     with pytest.raises(
         DirectoryFormatError, match="^" + re.escape(f"{DIRECTORY_URL} has no header row")
     ):
