@@ -11,7 +11,11 @@ pooler.
 
 `render_table_sql` writes the DDL, row-level security and window functions for one TableSpec: use
 it to start the migration of a table newly added to tables.py
-(`python -m asx_pipeline.warehouse.migrations render daily_indicators`).
+(`python -m asx_pipeline.warehouse.migrations render daily_indicators`). `render_window_functions`
+writes only a table's two window functions, for a migration that changes how an existing table is
+replaced (its `replace_scope`): `python -m asx_pipeline.warehouse.migrations render-functions
+daily_prices`. test_migrations.py checks that the latest definition of every window function in
+the migration files is what these render today.
 """
 
 from __future__ import annotations
@@ -245,13 +249,30 @@ def render_table_sql(table: TableSpec) -> str:
     """Plain SQL for one table: DDL, indexes, RLS, grants and its two window functions."""
     return "\n".join(
         [
-            f"-- {'-' * 90}\n-- {table.name}: {table.description}\n",
+            _render_heading(table),
             _render_create(table),
             _render_security(table),
-            _render_replace_function(table),
-            _render_commit_function(table),
+            render_window_functions(table),
         ]
     )
+
+
+def render_window_functions(table: TableSpec) -> str:
+    """`replace_<table>_window` and `commit_<table>_window` with their grants, nothing else.
+
+    CREATE OR REPLACE keeps the functions' privileges, but the REVOKE/GRANT lines come along so
+    that the latest definition of a function is complete on its own.
+    """
+    return "\n".join([_render_replace_function(table), _render_commit_function(table)])
+
+
+def window_function_names(table: TableSpec) -> tuple[str, str]:
+    """The REST backend's write functions of `table`, as the migrations name them."""
+    return f"replace_{table.name}_window", f"commit_{table.name}_window"
+
+
+def _render_heading(table: TableSpec) -> str:
+    return f"-- {'-' * 90}\n-- {table.name}: {table.description}\n"
 
 
 def _render_create(table: TableSpec) -> str:
@@ -339,7 +360,7 @@ def _render_window_check(table: TableSpec, expected: str) -> str:
 
 
 def _render_replace_function(table: TableSpec) -> str:
-    fn = f"public.replace_{table.name}_window"
+    fn = f"public.{window_function_names(table)[0]}"
     source = f"FROM pg_catalog.jsonb_populate_recordset(NULL::public.{table.name}, p_rows) AS r"
     return f"""-- One request, one transaction: for a window that fits in one PostgREST request.
 CREATE OR REPLACE FUNCTION {fn}(p_start date, p_end date, p_rows jsonb)
@@ -365,7 +386,7 @@ GRANT EXECUTE ON FUNCTION {fn}(date, date, jsonb) TO service_role;
 
 
 def _render_commit_function(table: TableSpec) -> str:
-    fn = f"public.commit_{table.name}_window"
+    fn = f"public.{window_function_names(table)[1]}"
     source = (
         "FROM asx_private.window_upload_batches AS b\n"
         f"    CROSS JOIN LATERAL pg_catalog.jsonb_populate_recordset(NULL::public.{table.name}, "
@@ -403,13 +424,26 @@ GRANT EXECUTE ON FUNCTION {fn}(uuid, date, date, integer) TO service_role;
 """
 
 
+_USAGE = """usage: python -m asx_pipeline.warehouse.migrations COMMAND TABLE [TABLE...]
+  render            a new table: DDL, row-level security, grants and its window functions
+  render-functions  an existing table whose replace changed: only its two window functions"""
+
+
+def _render_functions_block(table: TableSpec) -> str:
+    return "\n".join([_render_heading(table), render_window_functions(table)])
+
+
+_RENDERERS = {"render": render_table_sql, "render-functions": _render_functions_block}
+
+
 def main(argv: list[str]) -> int:
-    """`render TABLE...`: print the SQL of tables for a new migration file."""
-    if len(argv) < 2 or argv[0] != "render":
-        print("usage: python -m asx_pipeline.warehouse.migrations render TABLE [TABLE...]")
+    """`render TABLE...` / `render-functions TABLE...`: print SQL for a new migration file."""
+    renderer = _RENDERERS.get(argv[0]) if argv else None
+    if renderer is None or len(argv) < 2:
+        print(_USAGE)
         return 2
     for name in argv[1:]:
-        print(render_table_sql(table_for(name)))
+        print(renderer(table_for(name)))
     return 0
 
 

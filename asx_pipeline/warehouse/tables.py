@@ -22,15 +22,25 @@ class Column:
 
 @dataclass(frozen=True)
 class TableSpec:
-    """One warehouse table: its columns (partition column first) and primary key."""
+    """One warehouse table: its columns (partition column first) and primary key.
+
+    `replace_scope` says which stored rows of a window a write replaces. Empty: every row of the
+    window, so the frame *is* the window (tables derived whole from their inputs, such as
+    market_breadth). Otherwise only the stored rows whose values in those columns occur in the
+    incoming frame are deleted; the rest of the window stays. The per-symbol tables use it so that
+    nothing stored is lost to a partial failure: a ticker Yahoo could not serve this time, a bar
+    refused as junk or a session missing from the answer is simply absent from the frame, and an
+    absent row must mean "no news", not "delete". Intraday snapshots use ("snapshot_at",), so a
+    snapshot never deletes the day's earlier ones.
+    """
 
     name: str
     columns: tuple[Column, ...]
     key: tuple[str, ...]
     description: str = ""
-    # Columns that narrow a replace below the whole window: only rows whose values in these
-    # columns appear in the incoming frame are replaced. Empty (most tables): the whole window.
-    # Intraday snapshots use ("snapshot_at",) so a snapshot never deletes the day's earlier ones.
+    # Every backend narrows its DELETE to the distinct scope tuples of the incoming rows (DuckDB
+    # and Postgres directly, the REST backend through the SQL functions that migrations.py
+    # renders); changing a scope therefore needs a migration (test_migrations.py checks it).
     replace_scope: tuple[str, ...] = ()
 
     @property
@@ -80,6 +90,9 @@ DAILY_PRICES = TableSpec(
     ),
     key=("trade_date", "symbol"),
     description="End-of-day bars, raw (as traded) plus adj_close.",
+    # A bar is replaced only by a bar of the same session and symbol: a failed ticker, a junk bar
+    # that was refused, or a session Yahoo left out this time keeps the row stored before.
+    replace_scope=("trade_date", "symbol"),
 )
 
 CORPORATE_ACTIONS = TableSpec(
@@ -92,6 +105,11 @@ CORPORATE_ACTIONS = TableSpec(
     ),
     key=("ex_date", "symbol", "action"),
     description="Dividends (cash per share) and splits (ratio new/old) by ex-date.",
+    # Per symbol, not per ex-date: Yahoo answers with a symbol's every action in the range, so a
+    # symbol in the frame has its window's actions replaced (a withdrawn dividend disappears).
+    # A symbol not in the frame keeps its actions; a received symbol with no action in the
+    # window is not in the frame either, so its stored actions stay as well.
+    replace_scope=("symbol",),
 )
 
 INTRADAY_QUOTES = TableSpec(
@@ -130,6 +148,10 @@ DAILY_INDICATORS = TableSpec(
     key=("trade_date", "symbol"),
     description="Technical indicators (TA-Lib conventions) on split- and dividend-adjusted "
     "prices, in the units of the session's own raw prices; null where history is too short.",
+    # As daily_prices: a (session, symbol) the frame does not bring keeps its stored row. The
+    # asset computes a row for every stored bar, so a ticker whose fetch failed still has its
+    # indicators recomputed, from the bars daily_prices kept.
+    replace_scope=("trade_date", "symbol"),
 )
 
 MARKET_BREADTH = TableSpec(

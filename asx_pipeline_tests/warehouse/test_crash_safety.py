@@ -20,7 +20,9 @@ from asx_pipeline_tests.warehouse.sample_frames import make_frame, window_of
 
 KILLS = 20
 WINDOW = window_of(0, 20)
-# Both versions differ in every value and in their key sets, so any mixture shows.
+# Both versions differ in every value and in their key sets, so any mixture shows. daily_prices
+# replaces only the (session, symbol) rows a write brings, so after writing `old` over `new` the
+# window holds old's 2,000 rows a day plus new's last 100: that whole state is "old" below.
 OLD_ROWS_PER_DAY, NEW_ROWS_PER_DAY = 2000, 2100
 FINGERPRINT_SQL = """
 SELECT count(*), md5(string_agg(symbol || ':' || close::text || ':' || coalesce(volume, -1)::text,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import shutil
 import threading
 import uuid
@@ -21,11 +22,19 @@ from asx_pipeline.warehouse.migrations import (
     apply_migrations,
     discover_migrations,
     pending_migrations,
+    render_window_functions,
+    window_function_names,
 )
 from asx_pipeline.warehouse.postgres_backend import PostgresWarehouse, SchemaOutOfDateError
 from asx_pipeline.warehouse.tables import DAILY_PRICES, TABLES, TableSpec
 
 ALL_FILES = [m.filename for m in discover_migrations()]
+# One function definition, from its CREATE OR REPLACE to the GRANT that ends its block.
+FUNCTION_DEFINITION = re.compile(
+    r"^CREATE OR REPLACE FUNCTION public\.(?P<name>\w+)\(.*?"
+    r"^GRANT EXECUTE ON FUNCTION public\.(?P=name)\(.*?;$",
+    re.MULTILINE | re.DOTALL,
+)
 
 
 def query(dsn: str, text: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
@@ -94,6 +103,37 @@ def test_tables_match_tables_py_column_for_column(migrated_dsn: str, table: Tabl
     assert tuple(name for (name,) in primary_key) == table.key
     for function in (f"replace_{table.name}_window", f"commit_{table.name}_window"):
         assert query(migrated_dsn, "SELECT 1 FROM pg_proc WHERE proname = %s", [function])
+
+
+def function_definitions(text: str) -> dict[str, str]:
+    """Every public function defined in `text`, by name, with its REVOKE/GRANT lines."""
+    return {match["name"]: match[0] for match in FUNCTION_DEFINITION.finditer(text)}
+
+
+def latest_function_definitions() -> dict[str, tuple[str, str]]:
+    """name -> (file, definition) of the last migration file that (re)defines each function."""
+    latest: dict[str, tuple[str, str]] = {}
+    for migration in discover_migrations():
+        for name, definition in function_definitions(migration.sql).items():
+            latest[name] = (migration.filename, definition)
+    return latest
+
+
+@pytest.mark.parametrize("table", list(TABLES.values()), ids=lambda t: t.name)
+def test_latest_window_functions_are_what_tables_py_renders(table: TableSpec) -> None:
+    """A change to how a table is replaced (its replace_scope) cannot skip its migration."""
+    latest = latest_function_definitions()
+    rendered = function_definitions(render_window_functions(table))
+
+    assert sorted(rendered) == sorted(window_function_names(table))
+    for name, definition in rendered.items():
+        assert name in latest, f"no migration defines public.{name}"
+        filename, defined = latest[name]
+        assert defined == definition, (
+            f"public.{name} as last defined (in {filename}) is not what tables.py renders now: "
+            f"add a migration from `python -m asx_pipeline.warehouse.migrations "
+            f"render-functions {table.name}`"
+        )
 
 
 @pytest.mark.parametrize("table", list(TABLES.values()), ids=lambda t: t.name)
@@ -166,18 +206,24 @@ def test_replace_function_replaces_only_the_window(migrated_dsn: str) -> None:
         call = "SELECT public.replace_daily_prices_window(%s, %s, %s)"
         conn.execute(call, ["2025-11-03", "2025-11-05", json.dumps([
             price_row("2025-11-03", "BHP", 1), price_row("2025-11-04", "BHP", 2),
+            price_row("2025-11-04", "CSL", 4),
         ])])  # fmt: skip
-        written = conn.execute(
-            call, ["2025-11-04", "2025-11-05", json.dumps([price_row("2025-11-04", "CBA", 3)])]
-        ).fetchone()
+        written = conn.execute(call, ["2025-11-04", "2025-11-05", json.dumps([
+            price_row("2025-11-04", "BHP", 5), price_row("2025-11-04", "CBA", 3),
+        ])]).fetchone()  # fmt: skip
 
-        assert written == (1,)
-        assert _closes(conn) == [("2025-11-03", "BHP", 1.0), ("2025-11-04", "CBA", 3.0)]
+        assert written == (2,)
+        # 2025-11-03 is outside the window; CSL was not among the rows, so it keeps its bar.
+        after = [
+            ("2025-11-03", "BHP", 1.0), ("2025-11-04", "BHP", 5.0), ("2025-11-04", "CBA", 3.0),
+            ("2025-11-04", "CSL", 4.0),
+        ]  # fmt: skip
+        assert _closes(conn) == after
         with pytest.raises(psycopg.errors.InvalidParameterValue, match="outside the window"):
             conn.execute(
                 call, ["2025-11-04", "2025-11-05", json.dumps([price_row("2025-11-09", "X", 9)])]
             )
-        assert _closes(conn) == [("2025-11-03", "BHP", 1.0), ("2025-11-04", "CBA", 3.0)]
+        assert _closes(conn) == after
 
 
 def test_staged_batches_become_visible_only_at_commit(migrated_dsn: str) -> None:
@@ -192,9 +238,9 @@ def test_staged_batches_become_visible_only_at_commit(migrated_dsn: str) -> None
         )
         conn.execute("SET ROLE service_role")
         conn.execute(stage, [upload, *window, 0, json.dumps([price_row("2025-11-03", "A", 2)])])
-        conn.execute(stage, [upload, *window, 1, json.dumps([price_row("2025-11-03", "B", 3)])])
+        conn.execute(stage, [upload, *window, 1, json.dumps([price_row("2025-11-03", "OLD", 3)])])
         # A retried batch replaces itself rather than adding rows.
-        conn.execute(stage, [upload, *window, 1, json.dumps([price_row("2025-11-03", "B", 3)])])
+        conn.execute(stage, [upload, *window, 1, json.dumps([price_row("2025-11-03", "OLD", 3)])])
         assert _closes(conn) == [("2025-11-03", "OLD", 1.0)]
         with pytest.raises(psycopg.errors.InvalidParameterValue, match="2 of 3 batches"):
             conn.execute(commit, [upload, *window, 3])
@@ -203,7 +249,7 @@ def test_staged_batches_become_visible_only_at_commit(migrated_dsn: str) -> None
         assert conn.execute(commit, [upload, *window, 2]).fetchone() == (2,)
         # A commit retried after its answer was lost changes nothing and answers the same.
         assert conn.execute(commit, [upload, *window, 2]).fetchone() == (2,)
-        assert _closes(conn) == [("2025-11-03", "A", 2.0), ("2025-11-03", "B", 3.0)]
+        assert _closes(conn) == [("2025-11-03", "A", 2.0), ("2025-11-03", "OLD", 3.0)]
         conn.execute("RESET ROLE")  # service_role cannot even see asx_private
         staged = conn.execute("SELECT count(*) FROM asx_private.window_upload_batches")
         assert staged.fetchone() == (0,)

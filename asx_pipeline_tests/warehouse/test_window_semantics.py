@@ -13,7 +13,7 @@ from asx_pipeline.warehouse.backend import WarehouseBackend
 from asx_pipeline.warehouse.duckdb_backend import DuckDBWarehouse
 from asx_pipeline.warehouse.frames import FrameRefusedError, Window, conform_frame, empty_frame
 from asx_pipeline.warehouse.postgres_backend import PostgresWarehouse
-from asx_pipeline.warehouse.tables import DAILY_PRICES, TABLES, TableSpec
+from asx_pipeline.warehouse.tables import ASX_SYMBOLS, DAILY_PRICES, TABLES, TableSpec
 from asx_pipeline_tests.warehouse.sample_frames import make_frame, window_of
 
 ALL_TABLES = list(TABLES.values())
@@ -63,25 +63,28 @@ def test_rerun_is_idempotent(backend: WarehouseBackend) -> None:
 
 
 def test_replacing_a_window_leaves_neighbouring_days_untouched(backend: WarehouseBackend) -> None:
+    # asx_symbols replaces whole windows, so the middle also loses the row its frame lacks; the
+    # per-symbol tables keep such rows (test_per_symbol_replace.py).
+    table = ASX_SYMBOLS
     before, middle, after = window_of(0, 1), window_of(1, 2), window_of(3, 1)
     everything = window_of(0, 4)
     for window in (before, middle, after):
-        replace(backend, DAILY_PRICES, window, make_frame(DAILY_PRICES, window, 4, version=1))
+        replace(backend, table, window, make_frame(table, window, 4, version=1))
 
-    new_middle = make_frame(DAILY_PRICES, middle, rows_per_day=3, version=2)
-    replace(backend, DAILY_PRICES, middle, new_middle)
+    new_middle = make_frame(table, middle, rows_per_day=3, version=2)
+    replace(backend, table, middle, new_middle)
 
-    assert len(backend.read_window(DAILY_PRICES, everything)) == 4 + 6 + 4
+    assert len(backend.read_window(table, everything)) == 4 + 6 + 4
     pd.testing.assert_frame_equal(
-        backend.read_window(DAILY_PRICES, before),
-        expected(DAILY_PRICES, before, make_frame(DAILY_PRICES, before, 4, version=1)),
+        backend.read_window(table, before),
+        expected(table, before, make_frame(table, before, 4, version=1)),
     )
     pd.testing.assert_frame_equal(
-        backend.read_window(DAILY_PRICES, middle), expected(DAILY_PRICES, middle, new_middle)
+        backend.read_window(table, middle), expected(table, middle, new_middle)
     )
     pd.testing.assert_frame_equal(
-        backend.read_window(DAILY_PRICES, after),
-        expected(DAILY_PRICES, after, make_frame(DAILY_PRICES, after, 4, version=1)),
+        backend.read_window(table, after),
+        expected(table, after, make_frame(table, after, 4, version=1)),
     )
 
 
@@ -129,15 +132,17 @@ def test_refused_frames_write_nothing(backend: WarehouseBackend, problem: str) -
     )
 
 
-def test_an_empty_frame_clears_the_window(backend: WarehouseBackend) -> None:
+def test_an_empty_frame_clears_a_whole_window_table(backend: WarehouseBackend) -> None:
+    # A per-symbol table keeps its rows instead (test_per_symbol_replace.py).
+    table = ASX_SYMBOLS
     window, neighbour = window_of(0, 2), window_of(2, 1)
-    replace(backend, DAILY_PRICES, window, make_frame(DAILY_PRICES, window, 3))
-    replace(backend, DAILY_PRICES, neighbour, make_frame(DAILY_PRICES, neighbour, 3))
+    replace(backend, table, window, make_frame(table, window, 3))
+    replace(backend, table, neighbour, make_frame(table, neighbour, 3))
 
-    assert replace(backend, DAILY_PRICES, window, empty_frame(DAILY_PRICES)) == 0
+    assert replace(backend, table, window, empty_frame(table)) == 0
 
-    assert backend.read_window(DAILY_PRICES, window).empty
-    assert len(backend.read_window(DAILY_PRICES, neighbour)) == 3
+    assert backend.read_window(table, window).empty
+    assert len(backend.read_window(table, neighbour)) == 3
 
 
 def _write_window(path: str, first_day_offset: int, version: int) -> None:
