@@ -7,6 +7,11 @@ from pathlib import Path
 
 import pytest
 
+# yfinance picks its HTTP backend when it is first imported, by whichever test module gets there
+# first. Tests only ever talk to recorded or fake Yahoo answers through plain `requests` (the
+# `responses` library and the loopback session need it), never to Yahoo itself.
+os.environ["YF_DISABLE_CURL_CFFI"] = "1"
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -31,7 +31,10 @@ COOKIE_URL = "https://fc.yahoo.com/"
 CONSENT_URL = re.compile(r"https://guce\.yahoo\.com/.*")
 
 # yfinance caches the cookie and reloads it by name (A3) and expiry, so both must be present.
-COOKIE_HEADER = "A3=d=replay; Expires=Fri, 01 Jan 2100 00:00:00 GMT; Domain=.yahoo.com; Path=/"
+# The expiry must be before 2033: yfinance reads an epoch above 2e9 as milliseconds, so a cookie
+# of 2100 counts as expired in 1970 and is fetched again before every request (Yahoo's A3 cookie
+# lives about a year).
+COOKIE_HEADER = "A3=d=replay; Expires=Thu, 01 Jan 2032 00:00:00 GMT; Domain=.yahoo.com; Path=/"
 SYDNEY = ZoneInfo("Australia/Sydney")
 
 # A reply is (HTTP status, JSON body) or an exception to raise as a network error.
@@ -182,8 +185,11 @@ def reset_yfinance_state() -> None:
     YfData singleton with its cookie strategy, and binds its SQLite caches on first use.
     These are yfinance internals, touched only here in the tests.
     """
+    import yfinance as yf
     from yfinance import cache, data
 
+    # The Yahoo source turns yfinance's hiding of exceptions off for its process.
+    yf.config.debug.hide_exceptions = True
     data.YfData.cache_get.cache_clear()
     data.SingletonMeta._instances.pop(data.YfData, None)
     cache._TzCacheManager._tz_cache = None
