@@ -28,6 +28,7 @@ test: $(INSTALLED)
 
 ## ui: the Dagster web UI and daemon on http://127.0.0.1:3000
 ui: $(INSTALLED) $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/asx-pipeline init
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
 ## bench: benchmarks that print figures (write.py needs a Postgres server; see its --help)
@@ -35,6 +36,7 @@ bench: $(INSTALLED)
 	$(BIN)/python bench/backfill.py
 	$(BIN)/python bench/analytics.py
 	$(BIN)/python bench/write.py
+	$(BIN)/python bench/yahoo.py
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check asx_pipeline asx_pipeline_tests bench

@@ -36,7 +36,10 @@ def market_data_resource(settings: Settings) -> MarketDataResource:
         sample_symbols=settings.asx_sample_symbols,
         yahoo_batch_size=settings.asx_yahoo_batch_size,
         yahoo_requests_per_second=settings.asx_yahoo_requests_per_second,
+        yahoo_max_concurrency=settings.asx_yahoo_max_concurrency,
         yahoo_max_retries=settings.asx_yahoo_max_retries,
+        yahoo_timeout_seconds=settings.asx_yahoo_timeout_seconds,
+        min_coverage=settings.asx_min_coverage,
         data_delay_minutes=settings.asx_data_delay_minutes,
     )
 

@@ -55,9 +55,26 @@ class Settings(BaseSettings):
     asx_sample_symbols: int | None = Field(
         None, ge=1, le=20000, description="Widen the sample universe to this many symbols."
     )
-    asx_yahoo_batch_size: int = Field(100, ge=1, le=1000)
-    asx_yahoo_requests_per_second: float = Field(2.0, gt=0, le=100)
+    asx_yahoo_batch_size: int = Field(
+        100, ge=1, le=1000, description="Tickers per intraday quote request."
+    )
+    asx_yahoo_requests_per_second: float = Field(
+        2.0, gt=0, le=100, description="Most HTTP requests to Yahoo started per second."
+    )
+    asx_yahoo_max_concurrency: int = Field(
+        2, ge=1, le=32, description="Most HTTP requests to Yahoo in flight at once."
+    )
     asx_yahoo_max_retries: int = Field(5, ge=0, le=20)
+    asx_yahoo_timeout_seconds: float = Field(
+        30.0, gt=0, le=600, description="How long one Yahoo request may take."
+    )
+    asx_min_coverage: float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description="Share of the universe's tickers a session needs before breadth, screeners "
+        "and the report run on it.",
+    )
     asx_data_delay_minutes: int = Field(
         30, ge=0, le=24 * 60, description="How long after the close a session's data is final."
     )

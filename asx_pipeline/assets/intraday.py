@@ -31,7 +31,7 @@ from asx_pipeline.calendar import (
 )
 from asx_pipeline.retries import yahoo_retry_policy
 from asx_pipeline.sources.market_data import IntradaySource, yahoo_ticker
-from asx_pipeline.sources.resource import MarketDataResource
+from asx_pipeline.sources.resource import YAHOO_POOL, MarketDataResource
 from asx_pipeline.warehouse.io_manager import window_of
 from asx_pipeline.warehouse.tables import INTRADAY_QUOTES
 
@@ -92,6 +92,7 @@ def intraday_source(market_data: MarketDataResource) -> IntradaySource:
     return YahooIntradayQuotes(
         batch_size=market_data.yahoo_batch_size,
         requests_per_second=market_data.yahoo_requests_per_second,
+        max_concurrency=market_data.yahoo_max_concurrency,
         max_retries=market_data.yahoo_max_retries,
     )
 
@@ -115,6 +116,7 @@ def universe_tickers(
         )
     },
     retry_policy=yahoo_retry_policy(),
+    pool=YAHOO_POOL,
 )
 def intraday_quotes(
     context: AssetExecutionContext,

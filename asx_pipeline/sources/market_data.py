@@ -13,6 +13,8 @@ from typing import Protocol
 
 import pandas as pd
 
+from asx_pipeline.sources.bar_validation import RefusedBar
+
 # One row per company: symbol is the ASX code (e.g. BHP); market_cap is null when the directory
 # has no number (suspended or "--"); status is `active` or `suspended`.
 DIRECTORY_COLUMNS = [
@@ -52,8 +54,14 @@ class PriceHistory:
 
     prices: pd.DataFrame
     actions: pd.DataFrame
-    # Tickers the source could not fetch, with the reason it gave (yfinance only logs these).
+    # Tickers the source could not fetch, with the reason (after its own retries).
     failed: dict[str, str] = field(default_factory=dict)
+    # Bars that arrived but were junk (a missing or non-positive price, high below low, a unit
+    # error, ...): never stored, so whatever was stored before for that ticker and session stays.
+    refused: list[RefusedBar] = field(default_factory=list)
+    # The failed tickers whose last error was worth retrying (throttling, the network): the
+    # source gave up on them, but later they may well be served.
+    retries_exhausted: frozenset[str] = frozenset()
 
 
 class MarketDataSource(Protocol):

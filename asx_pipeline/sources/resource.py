@@ -13,6 +13,10 @@ from pydantic import PrivateAttr
 from asx_pipeline.calendar import SessionNotFinalError, ensure_sessions_final
 from asx_pipeline.sources.market_data import MarketDataSource
 
+# The Dagster concurrency pool of every asset that calls Yahoo. Its limit (1) is set in both
+# dagster.yaml files, so the daily tick, intraday snapshots and a backfill never call Yahoo at once.
+YAHOO_POOL = "yahoo"
+
 
 class MarketDataResource(ConfigurableResource):
     """Gives assets a market-data source; configured from settings in definitions.py."""
@@ -24,7 +28,10 @@ class MarketDataResource(ConfigurableResource):
     sample_symbols: int | None = None
     yahoo_batch_size: int = 100
     yahoo_requests_per_second: float = 2.0
+    yahoo_max_concurrency: int = 2
     yahoo_max_retries: int = 5
+    yahoo_timeout_seconds: float = 30.0
+    min_coverage: float = 0.9
     data_delay_minutes: int = 30
 
     _client: MarketDataSource | None = PrivateAttr(default=None)
@@ -59,8 +66,9 @@ class MarketDataResource(ConfigurableResource):
 
         return YahooMarketData(
             cache_dir=self.cache_dir / "yfinance",
-            batch_size=self.yahoo_batch_size,
             requests_per_second=self.yahoo_requests_per_second,
+            max_concurrency=self.yahoo_max_concurrency,
             max_retries=self.yahoo_max_retries,
+            timeout_seconds=self.yahoo_timeout_seconds,
             directory_source=self.directory_source,
         )

@@ -1,41 +1,54 @@
-"""Daily bars and corporate actions from Yahoo Finance, through yfinance.
+"""Daily bars and corporate actions from Yahoo Finance, through yfinance, one ticker at a time.
 
-yfinance swallows most failures: `yf.download` catches every per-ticker exception (rate limits
-included) and only *logs* a "Failed downloads" summary. This module therefore listens to that log
-while a batch downloads, turns it into `PriceHistory.failed`, and retries the tickers whose reason
-was a rate limit or a network error. Everything it returns has been checked: junk from Yahoo
-(negative or non-finite prices, missing columns) makes the ticker fail with a reason, never pass.
+Each ticker is one `Ticker.history` request for the whole range, made from a small thread pool of
+our own (ASX_YAHOO_MAX_CONCURRENCY) with yfinance told to raise instead of logging. That gives
+three things `yf.download` cannot: every HTTP request passes the process's RequestLimiter (see
+yahoo_http.py), a failure arrives as an exception naming its ticker (not a log line to parse), and
+only the ticker that failed is asked again, with backoff.
+
+A ticker that still fails after ASX_YAHOO_MAX_RETRIES is returned in `PriceHistory.failed` with
+the reason, and the others are returned as usual: one stubborn ticker never costs the day. A bar
+that is junk is refused on its own (bar_validation.py) and returned in `PriceHistory.refused`.
 """
 
 from __future__ import annotations
 
-import ast
 import datetime as dt
+import fcntl
+import json
 import logging
 import math
 import re
-import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import peewee
 import requests
 import tenacity
 import yfinance as yf
 from yfinance import cache as yf_cache
-from yfinance.exceptions import YFRateLimitError
+from yfinance.exceptions import YFDataException, YFRateLimitError
 
 from asx_pipeline.calendar import SYDNEY
 from asx_pipeline.sources.asx_directory import load_directory
+from asx_pipeline.sources.bar_validation import RefusedBar, refuse_junk_bars
 from asx_pipeline.sources.market_data import (
     ACTION_COLUMNS,
     PRICE_COLUMNS,
-    MarketDataError,
     PriceHistory,
+)
+from asx_pipeline.sources.yahoo_http import (
+    RequestLimiter,
+    directory_session,
+    limit_session,
+    process_limiter,
+    yfinance_default_session,
 )
 
 _log = logging.getLogger(__name__)
@@ -50,78 +63,71 @@ _PRICE_FIELDS = {
 }
 _ACTION_FIELDS = {"Dividends": "dividend", "Stock Splits": "split"}
 _REQUIRED_FIELDS = [*_PRICE_FIELDS, *_ACTION_FIELDS]
-# yf.download logs one line per distinct reason: "['AAA.AX', 'BBB.AX']: <reason>".
-_FAILED_LINE = re.compile(r"^\s*(?P<tickers>\[.*?\]):\s(?P<reason>.*)$", re.DOTALL)
-# Reasons worth another attempt: Yahoo throttled us or the network let us down. yfinance reports
-# exceptions as repr() strings, so the exception's class name is what identifies them.
-_TRANSIENT_REASON = re.compile(
-    r"YFRateLimitError|Too Many Requests|Rate limited|ConnectionError|Timeout|"
-    r"ChunkedEncodingError|RemoteDisconnected|ProtocolError|CURRENTLY DOWN|"
-    # yfinance's worker threads race on its SQLite timezone cache when it is first created.
-    r"database is locked",
-    re.IGNORECASE,
+# Every ASX ticker trades in Sydney. Telling yfinance's timezone cache so saves the extra
+# `range=1d` chart request yfinance would otherwise make per ticker to learn it.
+ASX_TIMEZONE = "Australia/Sydney"
+# Bars before the range are fetched in the same request so that the first session of the range
+# has a previous close to be compared with (the unit-error rule); ASX closures are at most 4 days.
+_LOOKBACK_DAYS = 10
+# Exception names (requests', curl_cffi's, urllib3's) that mean the network let us down.
+_NETWORK_ERRORS = frozenset(
+    {
+        "ConnectionError",
+        "ConnectTimeout",
+        "ReadTimeout",
+        "Timeout",
+        "TimeoutError",
+        "ChunkedEncodingError",
+        "RemoteDisconnected",
+        "ProtocolError",
+        "IncompleteRead",
+        "CurlError",
+    }
 )
-_TRANSIENT_EXCEPTIONS = (requests.RequestException, OSError, YFRateLimitError)
+_MAX_REASON_CHARS = 300
+_URL_QUERY = re.compile(r"(https?://[^\s?]+)\?\S*")
 
 
-class RateLimiter:
-    """Spaces calls at least 1/rate seconds apart (a token bucket holding one token).
-
-    The clock and sleep are injectable so tests can check the spacing without waiting.
-    """
-
-    def __init__(
-        self,
-        per_second: float,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        if per_second <= 0:
-            raise ValueError(f"requests_per_second must be positive, got {per_second}")
-        self.interval = 1.0 / per_second
-        self._clock = clock
-        self._sleep = sleep
-        self._next_free = -math.inf
-        # yfinance downloads in threads; callers may too, so the bookkeeping must be atomic.
-        self._lock = threading.Lock()
-
-    def acquire(self) -> None:
-        with self._lock:
-            now = self._clock()
-            if now < self._next_free:
-                self._sleep(self._next_free - now)
-                now = self._next_free
-            self._next_free = now + self.interval
+def is_transient(error: BaseException) -> bool:
+    """Worth asking Yahoo again: throttling, an outage page, the network, a garbled answer, or
+    two processes racing on yfinance's SQLite caches. Not: Yahoo saying it has no such data."""
+    if isinstance(error, YFRateLimitError):
+        return True
+    if isinstance(error, YFDataException):
+        # yfinance's name for Yahoo's "Will be right back" outage page.
+        return "CURRENTLY DOWN" in str(error)
+    if isinstance(error, json.JSONDecodeError | requests.RequestException | OSError):
+        # An HTML error page or a body cut short in place of JSON; the network.
+        return True
+    if isinstance(error, peewee.IntegrityError | peewee.OperationalError):
+        return True
+    return any(kind.__name__ in _NETWORK_ERRORS for kind in type(error).__mro__)
 
 
-class _TransientFailure(Exception):
-    """Some tickers of a batch failed for a reason worth retrying."""
-
-    def __init__(self, reasons: dict[str, str]) -> None:
-        super().__init__("; ".join(f"{t}: {r}" for t, r in sorted(reasons.items())))
-        self.reasons = reasons
+def describe_error(error: BaseException) -> str:
+    """A one-line reason naming what went wrong, for metadata, summaries and alerts."""
+    if isinstance(error, YFRateLimitError):
+        text = "Yahoo answered HTTP 429 Too Many Requests"
+    elif isinstance(error, json.JSONDecodeError):
+        text = f"Yahoo's answer was not valid JSON ({error.msg} at char {error.pos})"
+    else:
+        # An HTTPError's text repeats the URL, whose query carries the session's crumb.
+        detail = _URL_QUERY.sub(r"\1", " ".join(str(error).split()))
+        text = f"{type(error).__name__}: {detail}" if detail else type(error).__name__
+    return text[:_MAX_REASON_CHARS]
 
 
 @dataclass
-class _BatchResult:
-    """One yf.download call, split into per-ticker frames and per-ticker failure reasons."""
-
-    frames: dict[str, pd.DataFrame] = field(default_factory=dict)
-    failed: dict[str, str] = field(default_factory=dict)
-
-    def absorb(self, other: _BatchResult) -> list[str]:
-        """Keep `other`'s frames and lasting failures; return the tickers worth another try."""
-        transient = sorted(t for t, r in other.failed.items() if _TRANSIENT_REASON.search(r))
-        self.frames.update(other.frames)
-        self.failed.update({t: r for t, r in other.failed.items() if t not in transient})
-        for ticker in transient:
-            # A ticker that failed before and now merely got throttled keeps no stale reason.
-            self.failed.pop(ticker, None)
-        return transient
+class _TickerResult:
+    prices: pd.DataFrame
+    actions: pd.DataFrame
+    refused: list[RefusedBar] = field(default_factory=list)
+    failure: str | None = None
+    transient: bool = False
 
 
 class YahooMarketData:
-    """The `yahoo` market-data source: real ASX prices via yfinance, many tickers per request."""
+    """The `yahoo` market-data source: real ASX prices via yfinance, one request per ticker."""
 
     name = "yahoo"
 
@@ -130,113 +136,173 @@ class YahooMarketData:
         *,
         cache_dir: Path,
         directory_source: str,
-        batch_size: int = 100,
         requests_per_second: float = 2.0,
+        max_concurrency: int = 2,
         max_retries: int = 5,
-        session: requests.Session | None = None,
+        timeout_seconds: float = 30.0,
+        session: Any = None,
         retry_wait_initial: float = 1.0,
         retry_wait_max: float = 60.0,
-        rate_limiter: RateLimiter | None = None,
+        limiter: RequestLimiter | None = None,
         today: Callable[[], dt.date] | None = None,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if max_retries < 0:
             raise ValueError(f"max_retries must not be negative, got {max_retries}")
-        self.batch_size = batch_size
+        if max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
         self.max_retries = max_retries
+        self.max_concurrency = max_concurrency
+        self.timeout_seconds = timeout_seconds
         self.retry_wait_initial = retry_wait_initial
         self.retry_wait_max = retry_wait_max
-        self.rate_limiter = rate_limiter or RateLimiter(requests_per_second)
-        self._session = session
+        self.limiter = limiter or process_limiter(requests_per_second, max_concurrency)
+        self._session = limit_session(session or shared_yfinance_session(), self.limiter)
+        self._directory_session = (
+            self._session if session is not None else directory_session(self.limiter)
+        )
         self._directory_source = directory_source
         self._directory: pd.DataFrame | None = None
         self._today = today or _sydney_today
-        point_yfinance_cache_at(cache_dir)
+        self._cache_dir = Path(cache_dir)
+        point_yfinance_cache_at(self._cache_dir)
+        # Raise, do not log: our pool sees each ticker's exception. (A process-wide yfinance
+        # setting; this process only ever wants it this way.)
+        yf.config.debug.hide_exceptions = False
+
+    @property
+    def session(self) -> Any:
+        """The (limited) HTTP session every Yahoo request of this source goes through."""
+        return self._session
 
     def directory(self, as_of: dt.date) -> pd.DataFrame:
         """The ASX directory. The ASX only publishes the current list, so `as_of` cannot select
         an older one; it is loaded once per instance because a run asks for it per partition."""
         if self._directory is None:
-            self._directory = load_directory(self._directory_source, session=self._session)
+            self._directory = load_directory(
+                self._directory_source, session=self._directory_session
+            )
         return self._directory.copy()
 
     def price_history(self, tickers: Sequence[str], first: dt.date, last: dt.date) -> PriceHistory:
-        """Bars and actions with a Sydney trade date in [first, last], one request per ticker
-        for the whole range, `batch_size` tickers per yfinance call."""
+        """Bars and actions with a Sydney trade date in [first, last]: one request per ticker
+        for the whole range, at most `max_concurrency` at once."""
         if last < first:
             raise ValueError(f"last ({last}) is before first ({first})")
         wanted = list(dict.fromkeys(t.strip().upper() for t in tickers))
-        _open_tz_cache()
-        prices, actions, failed = [], [], {}
-        for batch in _batches(wanted, self.batch_size):
-            result = self._download_with_retries(batch, first, last)
-            failed.update(result.failed)
-            for ticker, frame in result.frames.items():
-                ticker_prices, ticker_actions, problem = _to_canonical(ticker, frame, first, last)
-                if problem:
-                    failed[ticker] = problem
-                    continue
-                prices.append(ticker_prices)
-                actions.append(ticker_actions)
+        self._prepare_caches(wanted)
+        with ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="yahoo") as pool:
+            results = list(pool.map(lambda t: self._ticker(t, first, last), wanted))
+        prices, actions, refused, failed, exhausted = [], [], [], {}, set()
+        for ticker, result in zip(wanted, results, strict=True):
+            if result.failure is not None:
+                failed[ticker] = result.failure
+                if result.transient:
+                    exhausted.add(ticker)
+                continue
+            prices.append(result.prices)
+            actions.append(result.actions)
+            refused.extend(result.refused)
         return PriceHistory(
             prices=_concat(prices, PRICE_COLUMNS, ["trade_date", "yahoo_ticker"]),
             actions=_concat(actions, ACTION_COLUMNS, ["ex_date", "yahoo_ticker", "action"]),
             failed=dict(sorted(failed.items())),
+            refused=sorted(refused, key=lambda bar: (bar.ticker, bar.session)),
+            retries_exhausted=frozenset(exhausted),
         )
 
-    def _download_with_retries(
-        self, batch: list[str], first: dt.date, last: dt.date
-    ) -> _BatchResult:
-        """Download a batch; ask again, with backoff, only for tickers that failed transiently."""
-        done = _BatchResult()
-        pending = list(batch)
+    def _ticker(self, ticker: str, first: dt.date, last: dt.date) -> _TickerResult:
         try:
-            for attempt in self._retrying():
-                with attempt:
-                    result = self._download(pending, first, last)
-                    pending = done.absorb(result)
-                    if pending:
-                        raise _TransientFailure({t: result.failed[t] for t in pending})
-        except (_TransientFailure, *_TRANSIENT_EXCEPTIONS) as error:
-            raise MarketDataError(
-                f"Yahoo kept failing for {', '.join(pending)} after {self.max_retries} "
-                f"retries; last error: {error}"
-            ) from error
-        return done
+            frame = self._history_with_retries(ticker, first, last)
+        except Exception as error:
+            # Whatever yfinance raised on Yahoo's answer (its own errors, or a ValueError or
+            # KeyError on a body it could not parse) is this ticker's failure, not the run's.
+            transient = is_transient(error)
+            tries = self.max_retries + 1
+            attempts = f" (still failing after {tries} attempts)" if transient else ""
+            return _TickerResult(
+                _empty_prices(),
+                _empty_actions(),
+                failure=f"{describe_error(error)}{attempts}",
+                transient=transient,
+            )
+        return _to_canonical(ticker, frame, first, last)
 
-    def _retrying(self) -> tenacity.Retrying:
-        return tenacity.Retrying(
+    def _history_with_retries(self, ticker: str, first: dt.date, last: dt.date) -> pd.DataFrame:
+        retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.max_retries + 1),
             wait=tenacity.wait_exponential_jitter(
                 initial=self.retry_wait_initial,
                 max=self.retry_wait_max,
                 jitter=self.retry_wait_initial,
             ),
-            retry=tenacity.retry_if_exception_type((_TransientFailure, *_TRANSIENT_EXCEPTIONS)),
+            retry=tenacity.retry_if_exception(is_transient),
+            before_sleep=self._before_retry,
             reraise=True,
         )
+        return retrying(self._history, ticker, first, last)
 
-    def _download(self, tickers: list[str], first: dt.date, last: dt.date) -> _BatchResult:
-        self.rate_limiter.acquire()
-        with _hide_no_exceptions(), _capture_failures() as logged:
-            data = yf.download(
-                tickers,
-                start=first.isoformat(),
-                # Through today, not just `last`: Yahoo restates bars for every later split, so
-                # the splits after `last` must be seen to store prices as traded. yfinance's end
-                # is exclusive; the bounds are midnights in the exchange's zone.
-                end=(max(last, self._today()) + dt.timedelta(days=1)).isoformat(),
-                auto_adjust=False,
-                actions=True,
-                # Keep the index tz-aware so the Sydney date is computed, not assumed.
-                ignore_tz=False,
-                group_by="ticker",
-                multi_level_index=True,
-                progress=False,
-                session=self._session,
-            )
-        return _split_batch(data, tickers, logged)
+    def _history(self, ticker: str, first: dt.date, last: dt.date) -> pd.DataFrame:
+        """One chart request: from a few days before `first` through today.
+
+        Through today, not just `last`: Yahoo restates bars for every later split, so the
+        splits after `last` must be seen to store prices as traded. yfinance's end is exclusive;
+        the bounds are midnights in the exchange's zone.
+        """
+        start = first - dt.timedelta(days=_LOOKBACK_DAYS)
+        end = max(last, self._today()) + dt.timedelta(days=1)
+        return yf.Ticker(ticker, session=self._session).history(
+            start=start.isoformat(),
+            end=end.isoformat(),
+            interval="1d",
+            auto_adjust=False,
+            actions=True,
+            repair=False,
+            timeout=self.timeout_seconds,
+        )
+
+    def _before_retry(self, state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        if isinstance(error, YFRateLimitError):
+            # Throttled: every thread of the process slows down, not just this ticker's.
+            self.limiter.pause(wait)
+        ticker = state.args[0] if state.args else "?"
+        _log.info(
+            "Yahoo: %s attempt %d failed (%s); retrying in %.1fs",
+            ticker,
+            state.attempt_number,
+            describe_error(error) if error else "?",
+            wait,
+        )
+
+    def _prepare_caches(self, tickers: list[str]) -> None:
+        """Open yfinance's SQLite caches and record the ASX timezone, one process at a time.
+
+        Several processes (a run's steps, the daily tick beside a backfill) share the cache
+        folder; creating its tables or writing the same row at once fails in SQLite, so this
+        first touch happens under an exclusive lock on the folder. The pool's retries are the
+        safety net for the cookie yfinance stores on its first request.
+        """
+        with _exclusive_lock(self._cache_dir / "yfinance.lock"):
+            try:
+                tz_cache = yf_cache.get_tz_cache()
+                for ticker in tickers:
+                    if ticker.endswith(".AX") and tz_cache.lookup(ticker) != ASX_TIMEZONE:
+                        tz_cache.store(ticker, ASX_TIMEZONE)
+                yf_cache.get_cookie_cache().lookup("curlCffi")
+            except Exception as error:  # an optimisation only: never let it stop a download
+                _log.debug("could not prepare the yfinance caches: %s", error)
+
+
+_SHARED_SESSION: Any = None
+
+
+def shared_yfinance_session() -> Any:
+    """One yfinance-made session per process (so its cookie and crumb are fetched once)."""
+    global _SHARED_SESSION
+    if _SHARED_SESSION is None:
+        _SHARED_SESSION = yfinance_default_session()
+    return _SHARED_SESSION
 
 
 def _sydney_today() -> dt.date:
@@ -254,127 +320,42 @@ def point_yfinance_cache_at(cache_dir: Path) -> None:
     yf.set_tz_cache_location(str(cache_dir))
 
 
-def _open_tz_cache() -> None:
-    """Open yfinance's timezone cache from this thread, before its download threads need it.
-
-    yfinance opens its SQLite cache lazily in whichever worker thread gets there first; two at
-    once fail with "database is locked" (yfinance 1.7), which would fail a ticker in the first
-    batch of every fresh process. Opening it here avoids that; the retry is the safety net.
-    """
-    try:
-        yf_cache.get_tz_cache().lookup("")
-    except Exception as error:  # an optimisation only: never let it stop a download
-        _log.debug("could not open the yfinance timezone cache early: %s", error)
-
-
-def _batches(items: list[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 @contextmanager
-def _hide_no_exceptions() -> Iterator[None]:
-    """Make yfinance raise inside its per-ticker worker instead of logging "no price data".
-
-    With the default (hide_exceptions=True) a network error is reported exactly like a delisted
-    ticker; raised, yf.download records its repr, so the reason says what really happened.
-    """
-    previous = yf.config.debug.hide_exceptions
-    yf.config.debug.hide_exceptions = False
-    try:
-        yield
-    finally:
-        yf.config.debug.hide_exceptions = previous
-
-
-class _FailureLog(logging.Handler):
-    """Collects the per-ticker reasons from yf.download's "Failed downloads" log lines."""
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.ERROR)
-        self.reasons: dict[str, str] = {}
-
-    def emit(self, record: logging.LogRecord) -> None:
-        match = _FAILED_LINE.match(record.getMessage())
-        if not match:
-            return
+def _exclusive_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            tickers = ast.literal_eval(match.group("tickers"))
-        except (ValueError, SyntaxError):
-            return
-        for ticker in tickers:
-            self.reasons[str(ticker).upper()] = match.group("reason").strip()
-
-
-@contextmanager
-def _capture_failures() -> Iterator[dict[str, str]]:
-    logger = logging.getLogger("yfinance")
-    handler = _FailureLog()
-    previous_level = logger.level
-    # The failures are logged at ERROR; make sure a quieter configured level cannot hide them.
-    if logger.getEffectiveLevel() > logging.ERROR:
-        logger.setLevel(logging.ERROR)
-    logger.addHandler(handler)
-    try:
-        yield handler.reasons
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous_level)
-
-
-def _split_batch(
-    data: pd.DataFrame | None, tickers: list[str], logged: dict[str, str]
-) -> _BatchResult:
-    """Per-ticker frames (rows with a close only) and reasons for tickers that returned none."""
-    result = _BatchResult()
-    for ticker in tickers:
-        frame = _ticker_frame(data, ticker)
-        if frame is not None and "Close" in frame.columns:
-            frame = frame[frame["Close"].notna() | _has_action(frame)]
-        if frame is None or frame.empty:
-            result.failed[ticker] = logged.get(ticker, "no data returned")
-        else:
-            result.frames[ticker] = frame
-    return result
-
-
-def _ticker_frame(data: pd.DataFrame | None, ticker: str) -> pd.DataFrame | None:
-    if data is None or data.empty or not isinstance(data.columns, pd.MultiIndex):
-        return None
-    if ticker not in data.columns.get_level_values(0):
-        return None
-    return data[ticker].dropna(how="all")
-
-
-def _has_action(frame: pd.DataFrame) -> pd.Series:
-    """Rows carrying a dividend or split, kept even without a bar (yfinance adds such rows)."""
-    flags = pd.Series(False, index=frame.index)
-    for column in _ACTION_FIELDS:
-        if column in frame.columns:
-            values = pd.to_numeric(frame[column], errors="coerce")
-            flags |= values.notna() & (values != 0)
-    return flags
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _to_canonical(
     ticker: str, frame: pd.DataFrame, first: dt.date, last: dt.date
-) -> tuple[pd.DataFrame, pd.DataFrame, str | None]:
-    """Prices and actions in our columns, or a reason why this ticker's data is not usable."""
+) -> _TickerResult:
+    """Prices and actions in our columns, the bars refused as junk, or why the ticker failed."""
     missing = [c for c in _REQUIRED_FIELDS if c not in frame.columns]
     if missing:
-        return _empty_prices(), _empty_actions(), f"Yahoo response lacks columns: {missing}"
+        return _failed(f"Yahoo response lacks columns: {missing}")
     frame = frame.copy()
     frame.index = _sydney_dates(frame.index)
-    problem = _junk_in(frame)
+    problem = _junk_in_actions(frame)
     if problem:
-        return _empty_prices(), _empty_actions(), problem
+        return _failed(problem)
+    frame, refused = refuse_junk_bars(ticker, frame)
     # Undo the splits before trimming: a split after `last` restated the bars inside the range.
     frame = _undo_split_adjustment(frame)
     frame = frame[(frame.index >= first) & (frame.index <= last)]
+    refused = [bar for bar in refused if first <= bar.session <= last]
     prices = _prices(ticker, frame)
-    if prices.empty:
-        return _empty_prices(), _empty_actions(), f"no bars between {first} and {last}"
-    return prices, _actions(ticker, frame), None
+    if prices.empty and not refused:
+        return _failed(f"no bars between {first} and {last}")
+    return _TickerResult(prices, _actions(ticker, frame), refused)
+
+
+def _failed(reason: str) -> _TickerResult:
+    return _TickerResult(_empty_prices(), _empty_actions(), failure=reason)
 
 
 def _sydney_dates(index: pd.Index) -> pd.Index:
@@ -389,12 +370,11 @@ def _sydney_dates(index: pd.Index) -> pd.Index:
     return pd.Index(stamps.date, name="trade_date")
 
 
-def _junk_in(frame: pd.DataFrame) -> str | None:
-    """Describe the first kind of nonsense found in a ticker's frame, if any."""
-    bars = frame[frame["Close"].notna()]
-    for column in [*_PRICE_FIELDS, *_ACTION_FIELDS]:
-        source = bars if column in _PRICE_FIELDS else frame
-        raw = source[column].dropna()
+def _junk_in_actions(frame: pd.DataFrame) -> str | None:
+    """A dividend or split that is not a finite, non-negative number makes the whole ticker
+    unusable: splits decide how every earlier bar is restated."""
+    for column in _ACTION_FIELDS:
+        raw = frame[column].dropna()
         values = pd.to_numeric(raw, errors="coerce")
         bad = values.isna()
         if bad.any():

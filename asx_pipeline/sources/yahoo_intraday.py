@@ -22,7 +22,8 @@ from asx_pipeline.sources.market_data import (
     IntradaySnapshot,
     MarketDataError,
 )
-from asx_pipeline.sources.yahoo import RateLimiter
+from asx_pipeline.sources.yahoo import shared_yfinance_session
+from asx_pipeline.sources.yahoo_http import RequestLimiter, limit_session, process_limiter
 
 QUOTE_URL = "https://query1.finance.yahoo.com/v7/finance/quote"
 _FIELDS = "regularMarketPrice,regularMarketChangePercent,regularMarketVolume,regularMarketTime"
@@ -44,16 +45,19 @@ class YahooIntradayQuotes:
         *,
         batch_size: int = 100,
         requests_per_second: float = 2.0,
+        max_concurrency: int = 2,
         max_retries: int = 5,
-        session: requests.Session | None = None,
+        session: Any = None,
         retry_wait_initial: float = 1.0,
+        limiter: RequestLimiter | None = None,
         now: Any = None,
     ) -> None:
         self.batch_size = batch_size
         self.max_retries = max_retries
         self.retry_wait_initial = retry_wait_initial
-        self._limiter = RateLimiter(requests_per_second)
-        self._session = session
+        # The same per-process limiter and session as the daily bars: one rate for all of Yahoo.
+        self._limiter = limiter or process_limiter(requests_per_second, max_concurrency)
+        self._session = limit_session(session or shared_yfinance_session(), self._limiter)
         # Injectable clock: tests replay recorded quotes at a fixed moment.
         self._now = now or (lambda: dt.datetime.now(dt.UTC))
 
@@ -95,7 +99,6 @@ class YahooIntradayQuotes:
     def _quotes(self, batch: list[str]) -> pd.DataFrame:
         from yfinance.data import YfData
 
-        self._limiter.acquire()
         try:
             body = YfData(session=self._session).get_raw_json(
                 QUOTE_URL, params={"symbols": ",".join(batch), "fields": _FIELDS}

@@ -22,16 +22,13 @@ import pandas as pd
 import pytest
 import requests
 import responses
-import yfinance as yf
 from yfinance.data import YfData
 
 from asx_pipeline.sources import yahoo
-from asx_pipeline.sources.market_data import (
-    ACTION_COLUMNS,
-    PRICE_COLUMNS,
-    MarketDataError,
-)
-from asx_pipeline.sources.yahoo import RateLimiter, YahooMarketData
+from asx_pipeline.sources.bar_validation import RefusedBar
+from asx_pipeline.sources.market_data import ACTION_COLUMNS, PRICE_COLUMNS
+from asx_pipeline.sources.yahoo import YahooMarketData
+from asx_pipeline.sources.yahoo_http import RequestLimiter
 from asx_pipeline_tests.sources.yahoo_replay import (
     SYDNEY,
     YahooReplay,
@@ -71,7 +68,7 @@ def make_source(tmp_path: Path):
             "cache_dir": tmp_path / "cache",
             "directory_source": str(tmp_path / "directory.csv"),
             "session": requests.Session(),
-            "requests_per_second": 1000.0,
+            "limiter": RequestLimiter(1000.0, max_in_flight=2),
             "retry_wait_initial": 0.0,
             "retry_wait_max": 0.0,
         }
@@ -95,6 +92,7 @@ def test_aapl_prices_split_and_dividend(replay, make_source, aapl):
     prices = history.prices
     assert list(prices.columns) == PRICE_COLUMNS
     assert history.failed == {}
+    assert history.refused == []
     assert len(prices) == 49
     assert prices["trade_date"].min() == dt.date(2020, 8, 31)
     assert prices["trade_date"].max() == dt.date(2020, 11, 6)
@@ -152,12 +150,14 @@ def test_asx_bars_land_on_their_sydney_date(replay, make_source, aapl):
         {"ex_date": dt.date(2020, 8, 31), "action": "split", "value": 4.0},
         {"ex_date": dt.date(2020, 11, 6), "action": "dividend", "value": 0.205},
     ]
-    # The request spans Sydney midnights from `first` to the day after today (end exclusive):
-    # through today, so that every split after `last` is seen (see the next tests).
-    (request,) = replay.range_requests("BHP.AX")
+    # One request, spanning Sydney midnights from ten days before `first` (the previous close,
+    # for the unit-error rule) to the day after today (end exclusive): through today, so that
+    # every split after `last` is seen (see the split tests).
+    (request,) = replay.chart_requests("BHP.AX")
     start, end = (moment.astimezone(SYDNEY) for moment in request.period)
     tomorrow = dt.datetime.now(SYDNEY).date() + dt.timedelta(days=1)
-    assert (start.date(), start.hour, end.date(), end.hour) == (FIRST, 0, tomorrow, 0)
+    lookback = FIRST - dt.timedelta(days=10)
+    assert (start.date(), start.hour, end.date(), end.hour) == (lookback, 0, tomorrow, 0)
 
 
 def test_only_sessions_inside_the_range_are_returned(replay, make_source, aapl):
@@ -177,7 +177,13 @@ def test_unknown_ticker_is_reported_and_the_others_returned(replay, make_source,
 
     history = make_source().price_history(["BHP.AX", "ZZZ.AX", "CBA.AX"], FIRST, LAST)
 
-    assert history.failed == {"ZZZ.AX": "YFTzMissingError('possibly delisted; no timezone found')"}
+    assert list(history.failed) == ["ZZZ.AX"]
+    reason = history.failed["ZZZ.AX"]
+    assert reason == "YFPricesMissingError: $ZZZ.AX: No data found, symbol may be delisted"
+    # Yahoo's own "no such data" is not retried: one request, plus yfinance's own second try
+    # with its other cookie strategy on any HTTP error.
+    assert len(replay.chart_requests("ZZZ.AX")) == 2
+    assert history.retries_exhausted == frozenset()
     assert history.prices.groupby("yahoo_ticker").size().to_dict() == {"BHP.AX": 49, "CBA.AX": 49}
 
 
@@ -191,18 +197,16 @@ def test_ticker_without_bars_in_the_range_fails(replay, make_source, aapl, fixtu
     assert set(history.prices["yahoo_ticker"]) == {"BHP.AX"}
 
 
-def test_rate_limited_twice_then_answered(replay, make_source, aapl):
+def test_rate_limited_then_answered(replay, make_source, aapl):
     replay.serve("BHP.AX", too_many_requests(), too_many_requests(), asx_body(aapl, "BHP.AX"))
-    calls = SpyOnDownload()
 
-    with calls:
-        history = make_source(max_retries=2).price_history(["BHP.AX"], FIRST, LAST)
+    history = make_source(max_retries=2).price_history(["BHP.AX"], FIRST, LAST)
 
     assert history.failed == {}
     assert len(history.prices) == 49
-    # yfinance retries a failed request once itself (switching cookie strategy), so both 429s
-    # land in our first attempt; the second attempt gets the data.
-    assert calls.tickers == [["BHP.AX"], ["BHP.AX"]]
+    # yfinance asks again once itself on any HTTP error (switching cookie strategy), so both
+    # 429s land in our first attempt; the second attempt gets the data.
+    assert len(replay.chart_requests("BHP.AX")) == 3
 
 
 def test_network_error_is_retried(replay, make_source, aapl):
@@ -214,108 +218,136 @@ def test_network_error_is_retried(replay, make_source, aapl):
     assert len(history.prices) == 49
 
 
-def test_retries_only_the_throttled_ticker_then_gives_up_naming_it(replay, make_source, aapl):
+def test_a_stubborn_ticker_is_named_and_the_others_are_returned(replay, make_source, aapl):
     replay.serve("BHP.AX", asx_body(aapl, "BHP.AX"))
     replay.serve("CBA.AX", too_many_requests())
-    calls = SpyOnDownload()
 
-    with calls, pytest.raises(MarketDataError) as raised:
-        make_source(max_retries=3).price_history(["BHP.AX", "CBA.AX"], FIRST, LAST)
+    history = make_source(max_retries=3).price_history(["BHP.AX", "CBA.AX"], FIRST, LAST)
 
-    message = str(raised.value)
-    assert "CBA.AX" in message and "BHP.AX" not in message
-    assert "Too Many Requests" in message and "after 3 retries" in message
-    assert calls.tickers == [["BHP.AX", "CBA.AX"], ["CBA.AX"], ["CBA.AX"], ["CBA.AX"]]
+    assert history.failed == {
+        "CBA.AX": "Yahoo answered HTTP 429 Too Many Requests (still failing after 4 attempts)"
+    }
+    assert history.retries_exhausted == frozenset({"CBA.AX"})
+    assert set(history.prices["yahoo_ticker"]) == {"BHP.AX"}
+    # BHP was asked once; CBA four times, each with yfinance's own second try.
+    assert len(replay.chart_requests("BHP.AX")) == 1
+    assert len(replay.chart_requests("CBA.AX")) == 8
 
 
-def test_batches_fetch_each_ticker_once_for_the_whole_range(replay, make_source, aapl):
+def test_each_ticker_is_one_request_for_the_whole_range(replay, make_source, aapl):
     tickers = ["BHP.AX", "CBA.AX", "WES.AX"]
     for ticker in tickers:
         replay.serve(ticker, asx_body(aapl, ticker))
-    calls = SpyOnDownload()
 
-    with calls:
-        history = make_source(batch_size=2).price_history(tickers, FIRST, LAST)
+    history = make_source().price_history(tickers, FIRST, LAST)
 
-    assert calls.tickers == [["BHP.AX", "CBA.AX"], ["WES.AX"]]
-    assert all(kwargs["start"] == "2020-08-31" for kwargs in calls.kwargs)
-    # Through today (exclusive end tomorrow), so that later splits are seen.
     tomorrow = dt.datetime.now(SYDNEY).date() + dt.timedelta(days=1)
-    assert all(kwargs["end"] == tomorrow.isoformat() for kwargs in calls.kwargs)
     for ticker in tickers:
-        # One request for the bars; yfinance adds one `range=1d` request the first time it sees
-        # a ticker, to learn its timezone (then cached under cache_dir).
-        (bars,) = replay.range_requests(ticker)
-        start, end = (moment.astimezone(SYDNEY).date() for moment in bars.period)
-        assert (start, end) == (FIRST, tomorrow)
-        assert len(replay.chart_requests(ticker)) == 2
+        # One request for the bars and none to learn the timezone: every .AX ticker trades in
+        # Sydney, which the source tells yfinance's timezone cache.
+        (bars,) = replay.chart_requests(ticker)
+        assert bars.is_range
+        assert bars.period[1].astimezone(SYDNEY).date() == tomorrow
     assert len(history.prices) == 3 * 49
 
 
-def test_timezone_lookups_are_cached_under_cache_dir(replay, make_source, aapl, tmp_path):
-    replay.serve("BHP.AX", asx_body(aapl, "BHP.AX"))
+def test_a_ticker_outside_the_asx_costs_one_timezone_lookup_once(
+    replay, make_source, aapl, tmp_path
+):
+    replay.serve("AAPL", aapl)
     source = make_source()
 
-    source.price_history(["BHP.AX"], FIRST, LAST)
+    source.price_history(["AAPL"], FIRST, LAST)
     assert (tmp_path / "cache" / "tkr-tz.db").exists()
     YfData.cache_get.cache_clear()  # forget the memoised response, keep the tz cache
-    source.price_history(["BHP.AX"], FIRST, LAST)
+    source.price_history(["AAPL"], FIRST, LAST)
 
-    assert len(replay.chart_requests("BHP.AX")) == 3  # tz lookup once, bars twice
+    requests_made = replay.chart_requests("AAPL")
+    assert [r.is_range for r in requests_made] == [False, True, True]
 
 
-def junk_body(aapl: dict[str, Any], symbol: str, field: str, value: Any) -> dict[str, Any]:
+def junk_body(aapl: dict[str, Any], symbol: str, field: str, value: Any, bar: int = 2):
     body = asx_body(aapl, symbol)
-    chart_result(body)["indicators"]["quote"][0][field][2] = value
+    chart_result(body)["indicators"]["quote"][0][field][bar] = value
     return body
 
 
-def test_junk_from_yahoo_is_flagged(replay, make_source, aapl):
+def test_a_junk_bar_is_refused_alone_and_named(replay, make_source, aapl):
+    quote = chart_result(aapl)["indicators"]["quote"][0]
+    third = bar_dates(aapl)[2]
     replay.serve("BHP.AX", asx_body(aapl, "BHP.AX"))
     replay.serve("NEG.AX", junk_body(aapl, "NEG.AX", "close", -131.4))
+    replay.serve("NUL.AX", junk_body(aapl, "NUL.AX", "open", None))
+    replay.serve("INV.AX", junk_body(aapl, "INV.AX", "high", quote["low"][2] - 1))
+    replay.serve("VOL.AX", junk_body(aapl, "VOL.AX", "volume", -5))
+    cents = asx_body(aapl, "CTS.AX")
+    for field in ("open", "high", "low", "close"):
+        chart_result(cents)["indicators"]["quote"][0][field][2] *= 100
+    replay.serve("CTS.AX", cents)
+    tickers = ["BHP.AX", "NEG.AX", "NUL.AX", "INV.AX", "VOL.AX", "CTS.AX"]
+
+    history = make_source().price_history(tickers, FIRST, LAST)
+
+    assert history.failed == {}
+    low, jump = quote["low"][2], quote["close"][2] * 100 / quote["close"][1]
+    assert [str(bar) for bar in history.refused] == [
+        f"CTS.AX {third}: close {quote['close'][2] * 100:.6g} is {jump:.4g}x the previous close "
+        f"{quote['close'][1]:.6g} with no split that day: looks like cents and dollars mixed up",
+        f"INV.AX {third}: high {low - 1:.6g} is below low {low:.6g}",
+        f"NEG.AX {third}: close is -131.4; prices must be above zero",
+        f"NUL.AX {third}: open is missing",
+        f"VOL.AX {third}: volume is -5; it must not be negative",
+    ]
+    assert all(isinstance(bar, RefusedBar) for bar in history.refused)
+    # Every other session of those tickers is there, and nothing of the refused one.
+    sizes = history.prices.groupby("yahoo_ticker").size().to_dict()
+    assert sizes == {"BHP.AX": 49, **{t: 48 for t in tickers[1:]}}
+    refused_rows = history.prices[
+        (history.prices["trade_date"] == third) & (history.prices["yahoo_ticker"] != "BHP.AX")
+    ]
+    assert refused_rows.empty
+    # The bar after the cents one is compared with the last good close, so it passes.
+    assert row(history.prices, "CTS.AX", bar_dates(aapl)[3])["close"] == quote["close"][3]
+
+
+def test_a_body_yfinance_cannot_parse_fails_only_that_ticker(replay, make_source, aapl):
+    replay.serve("BHP.AX", asx_body(aapl, "BHP.AX"))
     replay.serve("TXT.AX", junk_body(aapl, "TXT.AX", "close", "n/a"))
-    no_volume = asx_body(aapl, "VOL.AX")
-    del chart_result(no_volume)["indicators"]["quote"][0]["volume"]
-    replay.serve("VOL.AX", no_volume)
 
-    history = make_source().price_history(["BHP.AX", "NEG.AX", "TXT.AX", "VOL.AX"], FIRST, LAST)
+    history = make_source().price_history(["BHP.AX", "TXT.AX"], FIRST, LAST)
 
-    assert history.failed == {
-        "NEG.AX": "negative or infinite Close on 2020-09-02: -131.4",
-        "TXT.AX": "ValueError(\"could not convert string to float: 'n/a'\")",
-        "VOL.AX": "KeyError('volume')",
-    }
+    assert history.failed == {"TXT.AX": "ValueError: could not convert string to float: 'n/a'"}
     assert set(history.prices["yahoo_ticker"]) == {"BHP.AX"}
-    assert set(history.actions["yahoo_ticker"]) == {"BHP.AX"}
 
 
-def test_junk_in_frames_is_described():
+def test_a_nonsense_split_fails_the_ticker():
     index = pd.DatetimeIndex(["2020-10-05 10:00", "2020-10-06 10:00"]).tz_localize(SYDNEY)
     frame = pd.DataFrame(
         {
             "Open": [1.0, 1.0],
             "High": [1.0, 1.0],
             "Low": [1.0, 1.0],
-            "Close": [1.0, "1,2"],
+            "Close": [1.0, 1.0],
             "Adj Close": [1.0, 1.0],
             "Volume": [1, 1],
             "Dividends": [0.0, 0.0],
         },
         index=index,
     )
+    first, last = dt.date(2020, 10, 5), dt.date(2020, 10, 6)
 
-    _, _, missing = yahoo._to_canonical("X.AX", frame, dt.date(2020, 10, 5), dt.date(2020, 10, 6))
-    frame["Stock Splits"] = [0.0, 0.0]
-    _, _, text = yahoo._to_canonical("X.AX", frame, dt.date(2020, 10, 5), dt.date(2020, 10, 6))
-    frame["Close"] = [1.0, float("inf")]
-    _, _, infinite = yahoo._to_canonical("X.AX", frame, dt.date(2020, 10, 5), dt.date(2020, 10, 6))
+    missing = yahoo._to_canonical("X.AX", frame, first, last).failure
+    frame["Stock Splits"] = [0.0, -2.0]
+    negative = yahoo._to_canonical("X.AX", frame, first, last).failure
+    frame["Stock Splits"] = [0.0, "2:1"]
+    text = yahoo._to_canonical("X.AX", frame, first, last).failure
 
     assert missing == "Yahoo response lacks columns: ['Stock Splits']"
-    assert text == "non-numeric Close on 2020-10-06: '1,2'"
-    assert infinite == "negative or infinite Close on 2020-10-06: inf"
+    assert negative == "negative or infinite Stock Splits on 2020-10-06: -2.0"
+    assert text == "non-numeric Stock Splits on 2020-10-06: '2:1'"
 
 
-def test_rate_limiter_spaces_calls_without_sleeping_for_real():
+def test_limiter_spaces_starts_without_sleeping_for_real():
     now = [100.0]
     sleeps: list[float] = []
 
@@ -323,31 +355,36 @@ def test_rate_limiter_spaces_calls_without_sleeping_for_real():
         sleeps.append(seconds)
         now[0] += seconds
 
-    limiter = RateLimiter(4.0, clock=lambda: now[0], sleep=sleep)
+    limiter = RequestLimiter(4.0, clock=lambda: now[0], sleep=sleep)
     limiter.acquire()
     limiter.acquire()
     now[0] += 0.1
     limiter.acquire()
     now[0] += 10
     limiter.acquire()
+    limiter.pause(3.0)
+    limiter.acquire()
 
-    assert sleeps == [0.25, pytest.approx(0.15)]
+    # 1.05 / 4 s apart (a little wider than 1/rate, for the receiver's sake), and a pause holds.
+    assert sleeps == [pytest.approx(0.2625), pytest.approx(0.1625), pytest.approx(3.0)]
 
 
-def test_every_yfinance_call_passes_the_rate_limiter(replay, make_source, aapl):
+def test_every_http_request_passes_the_limiter(replay, make_source, aapl):
     tickers = ["BHP.AX", "CBA.AX", "WES.AX"]
     for ticker in tickers:
         replay.serve(ticker, asx_body(aapl, ticker))
-    sleeps: list[float] = []
-    limiter = RateLimiter(0.5, clock=lambda: 0.0, sleep=sleeps.append)
+    starts: list[float] = []
+    limiter = RequestLimiter(0.5, clock=lambda: 0.0, sleep=starts.append)
 
-    make_source(batch_size=1, rate_limiter=limiter).price_history(tickers, FIRST, LAST)
+    make_source(limiter=limiter).price_history(tickers, FIRST, LAST)
 
-    # Three calls at most one per two seconds: the 2nd and 3rd wait (the clock stands still).
-    assert len(sleeps) == 2
+    # The cookie, the crumb and three charts: five requests, four of them made to wait (the
+    # clock stands still, so each waits for a whole interval).
+    assert len(replay.rsps.calls) == 5
+    assert len(starts) == 4
 
 
-def test_directory_is_loaded_once_from_the_configured_source(make_source, monkeypatch, tmp_path):
+def test_directory_is_loaded_once_through_the_source_session(make_source, monkeypatch, tmp_path):
     loads: list[tuple[str, Any]] = []
     directory = pd.DataFrame({"symbol": ["BHP"], "company_name": ["BHP GROUP LIMITED"]})
 
@@ -363,6 +400,7 @@ def test_directory_is_loaded_once_from_the_configured_source(make_source, monkey
     second = source.directory(dt.date(2025, 11, 21))
 
     assert loads == [(str(tmp_path / "directory.csv"), session)]
+    assert source.session is session and session._asx_limiter is source.limiter
     pd.testing.assert_frame_equal(first, directory)
     pd.testing.assert_frame_equal(second, directory)
 
@@ -375,42 +413,35 @@ def test_served_symbol_copies_are_independent(aapl):
     assert aapl == before
 
 
-class SpyOnDownload:
-    """Records the tickers and arguments of every yf.download call, passing each through."""
-
-    def __init__(self) -> None:
-        self.tickers: list[list[str]] = []
-        self.kwargs: list[dict[str, Any]] = []
-        self._patch = pytest.MonkeyPatch()
-
-    def __enter__(self) -> SpyOnDownload:
-        real = yf.download
-
-        def spy(tickers: list[str], **kwargs: Any) -> pd.DataFrame:
-            self.tickers.append(sorted(tickers))
-            self.kwargs.append(kwargs)
-            return real(tickers, **kwargs)
-
-        self._patch.setattr(yahoo.yf, "download", spy)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._patch.undo()
-
-
 def test_which_failures_are_worth_a_retry():
-    done = yahoo._BatchResult(failed={"LOCK.AX": "no data returned"})
-    attempt = yahoo._BatchResult(
-        failed={
-            "LOCK.AX": "OperationalError('database is locked')",
-            "NET.AX": "ConnectionError('Connection aborted.')",
-            "SLOW.AX": "YFRateLimitError('Too Many Requests. Rate limited. Try after a while.')",
-            "GONE.AX": "YFTzMissingError('possibly delisted; no timezone found')",
-        }
+    import json
+
+    import peewee
+    from yfinance.exceptions import (
+        YFDataException,
+        YFPricesMissingError,
+        YFRateLimitError,
+        YFTzMissingError,
     )
 
-    assert done.absorb(attempt) == ["LOCK.AX", "NET.AX", "SLOW.AX"]
-    assert done.failed == {"GONE.AX": "YFTzMissingError('possibly delisted; no timezone found')"}
+    worth = [
+        YFRateLimitError(),
+        YFDataException("*** YAHOO! FINANCE IS CURRENTLY DOWN! ***"),
+        requests.ConnectionError("Connection aborted."),
+        requests.ReadTimeout("read timed out"),
+        json.JSONDecodeError("Expecting value", "<html>", 0),
+        peewee.OperationalError("database is locked"),
+        peewee.IntegrityError("UNIQUE constraint failed: _cookieschema.strategy"),
+    ]
+    final = [
+        YFPricesMissingError("ZZZ.AX", "(1d 2020-08-21 -> 2020-11-08)"),
+        YFTzMissingError("ZZZ.AX"),
+        ValueError("could not convert string to float: 'n/a'"),
+        KeyError("volume"),
+    ]
+
+    assert [yahoo.is_transient(error) for error in worth] == [True] * len(worth)
+    assert [yahoo.is_transient(error) for error in final] == [False] * len(final)
 
 
 def test_bars_before_a_split_in_the_range_are_restated_as_traded(replay, make_source, aapl):
