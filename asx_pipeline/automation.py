@@ -83,6 +83,7 @@ from asx_pipeline.calendar import (
 )
 from asx_pipeline.logging_config import partition_of
 from asx_pipeline.notify import Alert, Notifier
+from asx_pipeline.runs import failed_symbols_of_run
 from asx_pipeline.settings import Settings
 
 DAILY_JOB = "asx_daily_refresh"
@@ -229,9 +230,14 @@ def error_summary(error: SerializableErrorInfo) -> str:
 
 
 def failure_alert(
-    settings: Settings, run: DagsterRun, step_failures: Iterable[tuple[str, str]], run_error: str
+    settings: Settings,
+    run: DagsterRun,
+    step_failures: Iterable[tuple[str, str]],
+    run_error: str,
+    failed_symbols: str = "",
 ) -> Alert:
-    """What a person needs to act on a failed run: which job, day, step and error, and a link."""
+    """What a person needs to act on a failed run: which job, day, step and error, the tickers
+    Yahoo did not serve (with why), and a link."""
     failures = list(step_failures)
     partition = partition_of(run.tags) or "none"
     steps = ", ".join(step for step, _ in failures) or "none (the run itself failed)"
@@ -243,6 +249,11 @@ def failure_alert(
         f"Run id: {run.run_id}",
         "Error:",
         *(f"  {line}" for line in first_lines(error)),
+        *(
+            ["Tickers not fetched (their stored rows are kept):", *failed_symbols.splitlines()]
+            if failed_symbols
+            else []
+        ),
     )
     return Alert(
         subject=f"Run failed: {run.job_name} {partition}",
@@ -264,7 +275,11 @@ def run_failure_alerts(settings: Settings) -> SensorDefinition:
             if event.event_specific_data is not None and event.event_specific_data.error
         ]
         alert = failure_alert(
-            settings, context.dagster_run, failures, context.failure_event.message or ""
+            settings,
+            context.dagster_run,
+            failures,
+            context.failure_event.message or "",
+            failed_symbols_of_run(context.instance, context.dagster_run.run_id),
         )
         delivered = Notifier(settings).send(alert)
         context.log.info(f"Failure alert for {context.dagster_run.run_id}: sent by {delivered}")

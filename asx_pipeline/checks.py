@@ -4,7 +4,8 @@ Each check is partitioned like the asset it checks, so it judges exactly the win
 materialised (one session, or a whole backfill range). Structural problems (a non-positive price,
 a bar outside its own range, negative volume, a duplicate key, an implausible corporate action)
 fail with severity ERROR and are `blocking`: in the same run, daily_indicators and everything
-after it do not run on them. Coverage and stale quotes are WARN: worth a look, not a stop.
+after it do not run on them. Coverage below ASX_MIN_COVERAGE is blocking too: breadth, screeners
+and the report on half the market would mislead. Stale quotes are WARN: worth a look, not a stop.
 The rules themselves live in analytics/quality.py, shared with the daily report.
 """
 
@@ -22,6 +23,8 @@ from dagster import (
 
 from asx_pipeline.analytics import quality
 from asx_pipeline.calendar import asx_trading_days, sessions_between, sessions_in_window
+from asx_pipeline.runs import failed_symbols_of_run
+from asx_pipeline.sources.resource import MarketDataResource
 from asx_pipeline.warehouse.frames import Window
 from asx_pipeline.warehouse.io_manager import window_of
 from asx_pipeline.warehouse.tables import DAILY_PRICES
@@ -70,18 +73,27 @@ def daily_prices_volume_non_negative(daily_prices: pd.DataFrame) -> AssetCheckRe
 
 @asset_check(
     asset="daily_prices",
+    blocking=True,
     partitions_def=asx_trading_days(),
     additional_ins={"asx_symbols": AssetIn()},
-    description=f"At least {quality.MIN_COVERAGE:.0%} of the session's active symbols have a "
-    "bar (WARN below).",
+    description="At least ASX_MIN_COVERAGE (default 90%) of each session's active symbols have "
+    "a bar; below it breadth, screeners and the report do not run on that session (ERROR).",
 )
 def daily_prices_coverage(
-    daily_prices: pd.DataFrame, asx_symbols: pd.DataFrame
+    context: AssetCheckExecutionContext,
+    market_data: MarketDataResource,
+    daily_prices: pd.DataFrame,
+    asx_symbols: pd.DataFrame,
 ) -> AssetCheckResult:
-    finding = quality.low_coverage(daily_prices, asx_symbols)
+    finding = quality.low_coverage(daily_prices, asx_symbols, market_data.min_coverage)
     table = quality.coverage(daily_prices, asx_symbols)
     lowest = float(table["share"].min()) if not table.empty else 0.0
-    return _result(finding, AssetCheckSeverity.WARN, lowest_coverage=round(lowest, 4))
+    extra: dict[str, object] = {"lowest_coverage": round(lowest, 4)}
+    if not finding.passed:
+        # Why those symbols are missing: the prices step of this run said so in its metadata.
+        failed = failed_symbols_of_run(context.instance, context.run.run_id)
+        extra["failed_symbols"] = MetadataValue.md(failed or "none recorded in this run")
+    return _result(finding, AssetCheckSeverity.ERROR, **extra)
 
 
 @asset_check(

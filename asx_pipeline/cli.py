@@ -14,6 +14,10 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from dagster._utils.error import SerializableErrorInfo
 
 REPO_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
 DEMO_SESSIONS = 60
@@ -85,6 +89,12 @@ def _parser() -> argparse.ArgumentParser:
         help="Per asset: latest session, last run, failing checks. Exit 1 when stale or failed.",
     )
     status.set_defaults(command=_status)
+
+    init = commands.add_parser(
+        "init",
+        help="Prepare DAGSTER_HOME (dagster.yaml, the 'yahoo' pool's limit) for the daemon/UI.",
+    )
+    init.set_defaults(command=_init)
     return parser
 
 
@@ -96,7 +106,19 @@ def ensure_dagster_home() -> Path:
     if not config.exists() and REPO_DAGSTER_YAML.exists():
         shutil.copyfile(REPO_DAGSTER_YAML, config)
     os.environ["DAGSTER_HOME"] = str(home)
+    from dagster import DagsterInstance
+
+    from asx_pipeline.runs import ensure_yahoo_pool
+
+    ensure_yahoo_pool(DagsterInstance.get())
     return home
+
+
+def _init(args: argparse.Namespace) -> int:
+    """Prepare DAGSTER_HOME for the daemon and the UI (the systemd unit runs this first)."""
+    home = ensure_dagster_home()
+    print(f"Dagster instance at {home}: pool 'yahoo' has a limit")
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -280,7 +302,7 @@ def _run_and_report(title, first, last, launch, summarise) -> int:
     """Run, then print a summary a person (or cron's mail) can read; the exit code says it all."""
     from dagster import DagsterInstance
 
-    from asx_pipeline.runs import PartitionBusyError, refuse_when_busy
+    from asx_pipeline.runs import PartitionBusyError, failed_symbols_of_run, refuse_when_busy
     from asx_pipeline.settings import get_settings
 
     settings = get_settings()
@@ -302,16 +324,40 @@ def _run_and_report(title, first, last, launch, summarise) -> int:
         return EXIT_BUSY
     result = launch()
     print()
+    failed_symbols = failed_symbols_of_run(DagsterInstance.get(), result.run_id)
     if not result.success:
         print(f"FAILED: run {result.run_id}", file=sys.stderr)
         for event in result.get_step_failure_events():
             error = event.event_specific_data.error if event.event_specific_data else None
-            first_line = error.message.strip().splitlines()[0] if error else "unknown error"
-            print(f"  step {event.step_key}: {first_line}", file=sys.stderr)
+            print(f"  step {event.step_key}: {step_error(error)}", file=sys.stderr)
+        _print_failed_symbols(failed_symbols, sys.stderr)
         return EXIT_FAILED
     print(summarise(first, last))
+    _print_failed_symbols(failed_symbols, sys.stdout)
     print(f"OK: run {result.run_id}")
     return 0
+
+
+def step_error(error: SerializableErrorInfo | None) -> str:
+    """The error that made a step fail: when retries ran out, the last attempt's own error
+    (Dagster's "Exceeded max_retries" says only that there were retries)."""
+    if error is None:
+        return "unknown error"
+    messages = []
+    current: SerializableErrorInfo | None = error
+    while current is not None:
+        line = next((x.strip() for x in current.message.splitlines() if x.strip()), "")
+        if line and not line.startswith("Exceeded max_retries"):
+            messages.append(line)
+        current = current.cause
+    return " <- ".join(messages) or error.message.strip().splitlines()[0]
+
+
+def _print_failed_symbols(failed_symbols: str, stream: TextIO) -> None:
+    if failed_symbols:
+        print("Tickers not fetched (their stored rows are kept):", file=stream)
+        for line in failed_symbols.splitlines():
+            print(f"  {line.removeprefix('- ')}", file=stream)
 
 
 def _is_partition(day: dt.date) -> bool:

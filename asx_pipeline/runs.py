@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from dagster import (
     AssetKey,
+    DagsterEventType,
     DagsterInstance,
     DagsterRunStatus,
     ExecuteInProcessResult,
@@ -26,7 +27,9 @@ from dagster._core.storage.tags import (
     PARTITION_NAME_TAG,
 )
 
+from asx_pipeline.assets.metadata import FAILED_SYMBOLS
 from asx_pipeline.calendar import partition_key, sessions_between
+from asx_pipeline.sources.resource import YAHOO_POOL
 from asx_pipeline.warehouse.frames import Window
 from asx_pipeline.warehouse.tables import TABLES
 
@@ -178,3 +181,35 @@ def _failing_checks(instance: DagsterInstance, graph, key: AssetKey) -> tuple[st
 def _run_failed(instance: DagsterInstance, run_id: str) -> bool:
     run = instance.get_run_by_id(run_id)
     return run is not None and run.status == DagsterRunStatus.FAILURE
+
+
+def failed_symbols_of_run(instance: DagsterInstance, run_id: str) -> str:
+    """The 'failed_symbols' list the prices step of `run_id` recorded, as Markdown ('' if none)."""
+    records = instance.get_records_for_run(
+        run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION
+    ).records
+    for record in records:
+        materialization = record.event_log_entry.asset_materialization
+        if materialization is None or materialization.asset_key != AssetKey("daily_prices"):
+            continue
+        value = materialization.metadata.get(FAILED_SYMBOLS)
+        text = getattr(value, "value", value)
+        if text and text != "none":
+            return str(text)
+    return ""
+
+
+def ensure_yahoo_pool(instance: DagsterInstance, limit: int = 1) -> None:
+    """Give the instance an explicit limit for the "yahoo" pool unless one is set already.
+
+    dagster.yaml's `pools.default_limit` is created lazily by the first run that meets the pool,
+    and two runs meeting it at the same moment can both get in (or crash on Postgres, dagster
+    issue 33552). A limit someone set in the UI or with `dagster instance concurrency set` is
+    left alone.
+    """
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        return  # an ephemeral instance: nothing to share with anyway
+    current = {pool.name: pool for pool in storage.get_pool_limits()}.get(YAHOO_POOL)
+    if current is None or current.from_default:
+        storage.set_concurrency_slots(YAHOO_POOL, limit)

@@ -53,6 +53,9 @@ class _Defective:
             prices.loc[bhp, "volume"] = 0
         elif self.defect == "low_coverage":
             prices = prices[prices["yahoo_ticker"].isin(["BHP.AX", "CBA.AX"])]
+            missing = sorted(set(history.prices["yahoo_ticker"]) - {"BHP.AX", "CBA.AX"})
+            failed = {ticker: "Yahoo answered HTTP 429 Too Many Requests" for ticker in missing}
+            return PriceHistory(prices=prices, actions=actions, failed=failed)
         elif self.defect == "huge_dividend":
             row = pd.DataFrame([[FIRST, "BHP.AX", "dividend", 500.0]], columns=actions.columns)
             actions = pd.concat([actions, row], ignore_index=True)
@@ -116,14 +119,39 @@ def test_a_structural_defect_fails_its_check_and_blocks_downstream(tmp_path, def
     assert not result.asset_materializations_for_node("daily_indicators")
 
 
-@pytest.mark.parametrize(
-    ("defect", "check"),
-    [("stale", "daily_prices_stale_quotes"), ("low_coverage", "daily_prices_coverage")],
-)
-def test_a_warning_fails_its_check_without_blocking(tmp_path, defect, check) -> None:
-    result = _run(tmp_path, defect)
-    assert _outcomes(result)[check] == (False, AssetCheckSeverity.WARN)
+def test_a_warning_fails_its_check_without_blocking(tmp_path) -> None:
+    result = _run(tmp_path, "stale")
+    assert _outcomes(result)["daily_prices_stale_quotes"] == (False, AssetCheckSeverity.WARN)
     assert result.asset_materializations_for_node("daily_indicators")
+
+
+def test_low_coverage_blocks_downstream_and_names_the_failed_tickers(tmp_path) -> None:
+    # 2 of 10 symbols received: far below ASX_MIN_COVERAGE (0.9).
+    result = _run(tmp_path, "low_coverage")
+
+    assert not result.success
+    assert _outcomes(result)["daily_prices_coverage"] == (False, AssetCheckSeverity.ERROR)
+    assert not result.asset_materializations_for_node("daily_indicators")
+    (evaluation,) = [
+        e for e in result.get_asset_check_evaluations() if e.check_name == "daily_prices_coverage"
+    ]
+    assert evaluation.metadata["summary"].value == (
+        "5 session(s) below 90% coverage (lowest 20.0%)"
+    )
+    assert evaluation.metadata["failed_symbols"].value == "\n".join(
+        f"- {symbol}: Yahoo answered HTTP 429 Too Many Requests"
+        for symbol in ["CSL", "FMG", "NAB", "PME", "QBE", "SYR", "WBC", "WOW"]
+    )
+    # The two that were received are stored all the same.
+    prices = [
+        e for e in result.get_asset_materialization_events() if e.asset_key.path == ["daily_prices"]
+    ]
+    assert prices and prices[0].materialization.metadata["symbols_received"].value == 2
+
+
+def test_coverage_at_the_threshold_passes(tmp_path) -> None:
+    result = _run(tmp_path, "none")
+    assert _outcomes(result)["daily_prices_coverage"] == (True, AssetCheckSeverity.ERROR)
 
 
 def _bars() -> pd.DataFrame:

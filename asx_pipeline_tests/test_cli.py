@@ -152,3 +152,23 @@ def test_json_logs_carry_run_asset_and_partition_on_every_line(tmp_path):
     assert fetching["step"] == "market_bars"
     assert fetching["asset"] == "corporate_actions,daily_prices"
     assert all(set(line) >= {"time", "level", "message", "asset", "partition"} for line in lines)
+
+
+def test_a_failed_steps_summary_is_its_own_error_not_the_retry_count() -> None:
+    from dagster._utils.error import SerializableErrorInfo
+
+    from asx_pipeline.cli import step_error
+
+    cause = SerializableErrorInfo(
+        "DirectoryUnavailableError: could not fetch the ASX directory from "
+        "https://example.invalid/dir.csv: ConnectionError\n",
+        [],
+        "DirectoryUnavailableError",
+    )
+    exhausted = SerializableErrorInfo("Exceeded max_retries of 2\n", [], "Failure", cause=cause)
+
+    assert step_error(exhausted) == (
+        "DirectoryUnavailableError: could not fetch the ASX directory from "
+        "https://example.invalid/dir.csv: ConnectionError"
+    )
+    assert step_error(None) == "unknown error"

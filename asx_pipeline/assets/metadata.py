@@ -9,6 +9,10 @@ import pandas as pd
 from dagster import MetadataValue
 
 _PREVIEW_ROWS = 10
+# Keys of daily_prices' metadata that the coverage check, the CLI summary and the failure alert
+# read back from a run: which tickers were not fetched and why, which bars were refused as junk.
+FAILED_SYMBOLS = "failed_symbols"
+REFUSED_BARS = "refused_bars"
 
 
 def preview(frame: pd.DataFrame) -> MetadataValue:

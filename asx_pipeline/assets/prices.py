@@ -16,15 +16,22 @@ from dagster import (
     AssetOut,
     BackfillPolicy,
     Failure,
+    MetadataValue,
     Output,
     multi_asset,
 )
 
-from asx_pipeline.assets.metadata import names, preview, session_span
+from asx_pipeline.assets.metadata import (
+    FAILED_SYMBOLS,
+    REFUSED_BARS,
+    names,
+    preview,
+    session_span,
+)
 from asx_pipeline.calendar import asx_trading_days, sessions_in_window
 from asx_pipeline.retries import yahoo_retry_policy
 from asx_pipeline.sources.market_data import PriceHistory
-from asx_pipeline.sources.resource import MarketDataResource
+from asx_pipeline.sources.resource import YAHOO_POOL, MarketDataResource
 from asx_pipeline.warehouse.io_manager import window_of
 from asx_pipeline.warehouse.tables import CORPORATE_ACTIONS, DAILY_PRICES
 
@@ -70,6 +77,8 @@ def actions_frame(history: PriceHistory, symbols: pd.DataFrame, source: str) -> 
     group_name="market_data",
     can_subset=True,
     retry_policy=yahoo_retry_policy(),
+    # One Yahoo caller at a time across runs: the daily tick, a backfill, intraday snapshots.
+    pool=YAHOO_POOL,
 )
 def market_bars(
     context: AssetExecutionContext, market_data: MarketDataResource, asx_symbols: pd.DataFrame
@@ -97,24 +106,28 @@ def market_bars(
     context.log.info(f"Fetching {len(tickers)} tickers for {window} from {client.name}")
     history = client.price_history(tickers, sessions[0], sessions[-1])
     prices = prices_frame(history, asx_symbols, client.name, dt.datetime.now(dt.UTC))
-    received = set(prices["symbol"])
-    if not received:
+    if prices.empty:
+        refused = f"; {len(history.refused)} bar(s) refused as junk" if history.refused else ""
         raise Failure(
             f"No prices could be fetched for {window} from {client.name} "
             f"({len(history.failed)} of {len(tickers)} tickers failed: "
-            f"{names(history.failed, limit=10)}). Nothing was written.",
-            metadata={"failed": names(f"{t}: {r}" for t, r in history.failed.items())},
-            # The source has already retried each ticker with backoff; a step retry would only
-            # ask again for what is not there.
-            allow_retries=False,
+            f"{names(_reasons(history.failed), limit=10)}{refused}). Nothing was written.",
+            metadata={"failed": names(_reasons(history.failed))},
+            # Worth a step retry minutes later only when Yahoo or the network was down for
+            # every ticker; "no such data" or junk would be the same answer again.
+            allow_retries=bool(history.failed)
+            and set(history.failed) == set(history.retries_exhausted),
         )
-    failed = sorted(history.failed)
-    if failed:
-        context.log.warning(f"{len(failed)} ticker(s) failed: {names(failed)}")
+    for ticker, reason in history.failed.items():
+        context.log.warning(f"{ticker} not fetched, its stored rows are kept: {reason}")
+    for bar in history.refused:
+        context.log.warning(f"Refused {bar}; any stored row for it is kept")
     selected = {key.path[-1] for key in context.selected_asset_keys}
     if "daily_prices" in selected:
         yield Output(
-            prices, output_name="daily_prices", metadata=_prices_metadata(prices, tickers, failed)
+            prices,
+            output_name="daily_prices",
+            metadata=_prices_metadata(prices, tickers, history),
         )
     if "corporate_actions" in selected:
         actions = actions_frame(history, asx_symbols, client.name)
@@ -125,25 +138,44 @@ def market_bars(
                 "row_count": len(actions),
                 "dividends": int((actions["action"] == "dividend").sum()),
                 "splits": int((actions["action"] == "split").sum()),
+                "kept_previous_rows_for": names(_symbol(t) for t in history.failed),
                 **session_span(sessions),
                 "preview": preview(actions),
             },
         )
 
 
+def _symbol(ticker: str) -> str:
+    return ticker.removesuffix(".AX")
+
+
+def _reasons(failed: dict[str, str]) -> list[str]:
+    return [f"{_symbol(ticker)}: {reason}" for ticker, reason in failed.items()]
+
+
 def _prices_metadata(
-    prices: pd.DataFrame, tickers: list[str], failed: list[str]
+    prices: pd.DataFrame, tickers: list[str], history: PriceHistory
 ) -> dict[str, object]:
     received = set(prices["symbol"])
-    requested = {ticker.removesuffix(".AX") for ticker in tickers}
-    without_bars = requested - received - {t.removesuffix(".AX") for t in failed}
+    requested = {_symbol(ticker) for ticker in tickers}
+    failed = {_symbol(ticker) for ticker in history.failed}
+    refused = [f"{_symbol(bar.ticker)} {bar.session}: {bar.reason}" for bar in history.refused]
+    kept = failed | {f"{_symbol(bar.ticker)} {bar.session}" for bar in history.refused}
     return {
         "row_count": len(prices),
         "symbols_requested": len(requested),
         "symbols_received": len(received),
+        "coverage": round(len(received) / len(requested), 4) if requested else 0.0,
         "symbols_failed": len(failed),
-        "failed_symbols": names(failed),
-        "symbols_without_bars": names(without_bars),
+        FAILED_SYMBOLS: MetadataValue.md(_bullets(_reasons(history.failed))),
+        "bars_refused": len(refused),
+        REFUSED_BARS: MetadataValue.md(_bullets(refused)),
+        "kept_previous_rows_for": names(kept),
+        "symbols_without_bars": names(requested - received - failed),
         **session_span(prices["trade_date"]),
         "preview": preview(prices),
     }
+
+
+def _bullets(lines: list[str]) -> str:
+    return "\n".join(f"- {line}" for line in lines) or "none"

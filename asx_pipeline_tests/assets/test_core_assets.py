@@ -162,7 +162,8 @@ def test_some_failed_tickers_succeed_and_are_listed(core) -> None:
         for m in result.get_asset_materialization_events()
         if m.asset_key.path == ["daily_prices"]
     )
-    assert metadata["failed_symbols"].value == "CSL.AX"
+    assert metadata["failed_symbols"].value == "- CSL: HTTP 404: symbol may be delisted"
+    assert metadata["kept_previous_rows_for"].value == "CSL"
     assert metadata["symbols_received"].value == 2
     assert set(core.read("daily_prices", FIRST, dt.date(2025, 10, 3))["symbol"]) == {"BHP", "CBA"}
 
