@@ -73,6 +73,7 @@ def run(
     warehouse: WarehouseIOManager,
     tmp_path: Path,
     instance: DagsterInstance | None = None,
+    last: dt.date = LAST,
 ) -> Any:
     directory = tmp_path / "directory.csv"
     directory.write_text(DIRECTORY)
@@ -89,7 +90,7 @@ def run(
             "asx_symbols", "daily_prices", "corporate_actions", "daily_indicators"
         ),
         resources={"market_data": market_data, "warehouse_io_manager": warehouse},
-        tags=range_tags(FIRST, LAST),
+        tags=range_tags(FIRST, last),
         instance=instance or DagsterInstance.ephemeral(),
         raise_on_error=False,
     )
@@ -126,6 +127,12 @@ def test_a_ticker_yahoo_will_not_serve_keeps_its_stored_rows(fake, warehouse, tm
     assert set(before["corporate_actions"]["symbol"]) == {"BHP", "CBA", "CSL"}
 
     fake.fail("CSL.AX", Fault.TOO_MANY_REQUESTS)
+    # A single session first (the daily refresh), then the whole range (a backfill).
+    assert run(fake, warehouse, tmp_path, last=FIRST).success
+    for table in TABLES:
+        pd.testing.assert_frame_equal(
+            rows_of(stored(warehouse), table, "CSL"), rows_of(before, table, "CSL")
+        )
     result = run(fake, warehouse, tmp_path)
 
     # A stubborn ticker is a normal day: the run succeeds (stored coverage stays full).
