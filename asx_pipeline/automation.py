@@ -81,6 +81,7 @@ from asx_pipeline.calendar import (
     is_session,
     partition_key,
 )
+from asx_pipeline.instance import fail_dead_runs
 from asx_pipeline.logging_config import partition_of
 from asx_pipeline.notify import Alert, Notifier
 from asx_pipeline.runs import failed_symbols_of_run
@@ -220,13 +221,31 @@ def first_lines(text: str, count: int = ERROR_LINES) -> list[str]:
 
 
 def error_summary(error: SerializableErrorInfo) -> str:
-    """The error and its causes, without stack traces: what a person reads first."""
+    """The error and its causes, without stack traces: what a person reads first.
+
+    When step retries ran out, Dagster's own message says only "Exceeded max_retries of N"; the
+    last attempt's error (its cause) is what says why, so that line is left out.
+    """
+    return "\n".join(_messages(error))
+
+
+def failure_reason(error: SerializableErrorInfo | None) -> str:
+    """One line: the first line of the error and of each cause, outermost first."""
+    if error is None:
+        return "unknown error"
+    lines = [message.splitlines()[0] for message in _messages(error) if message]
+    return " <- ".join(lines) or error.message.strip().splitlines()[0]
+
+
+def _messages(error: SerializableErrorInfo) -> list[str]:
     messages = []
     current: SerializableErrorInfo | None = error
     while current is not None:
-        messages.append(current.message.strip())
+        message = current.message.strip()
+        if message and not (message.startswith("Exceeded max_retries") and current.cause):
+            messages.append(message)
         current = current.cause
-    return "\n".join(messages)
+    return messages
 
 
 def failure_alert(
@@ -401,6 +420,20 @@ def asx_follow_prices(context: RunStatusSensorContext) -> RunRequest | SkipReaso
     return follow_request(run, materialised_assets(context.instance, run.run_id), downstream_of)
 
 
+@sensor(
+    name="asx_dead_runs",
+    minimum_interval_seconds=60,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Marks failed a started run whose process is gone (killed, OOM, reboot), so it "
+    "never blocks its sessions; the failure alert then says so.",
+)
+def asx_dead_runs(context: SensorEvaluationContext) -> SkipReason:
+    failed = fail_dead_runs(context.instance)
+    for message in failed:
+        context.log.warning(message)
+    return SkipReason("; ".join(failed) if failed else "every started run's process is alive")
+
+
 def build_automation(
     settings: Settings,
 ) -> tuple[list[UnresolvedAssetJobDefinition], list[ScheduleDefinition], list[SensorDefinition]]:
@@ -408,5 +441,10 @@ def build_automation(
     return (
         [asx_core, asx_daily_refresh, asx_intraday_snapshot],
         [daily_refresh_schedule(settings), asx_intraday_schedule],
-        [run_failure_alerts(settings), prices_freshness_sensor(settings), asx_follow_prices],
+        [
+            run_failure_alerts(settings),
+            prices_freshness_sensor(settings),
+            asx_follow_prices,
+            asx_dead_runs,
+        ],
     )

@@ -12,11 +12,12 @@ import datetime as dt
 import os
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
+    from dagster import AssetKey
     from dagster._utils.error import SerializableErrorInfo
 
 REPO_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
@@ -106,18 +107,17 @@ def ensure_dagster_home() -> Path:
     if not config.exists() and REPO_DAGSTER_YAML.exists():
         shutil.copyfile(REPO_DAGSTER_YAML, config)
     os.environ["DAGSTER_HOME"] = str(home)
-    from dagster import DagsterInstance
+    from asx_pipeline.instance import prepare_instance
 
-    from asx_pipeline.runs import ensure_yahoo_pool
-
-    ensure_yahoo_pool(DagsterInstance.get())
+    for message in prepare_instance(home):
+        print(message, file=sys.stderr)
     return home
 
 
 def _init(args: argparse.Namespace) -> int:
     """Prepare DAGSTER_HOME for the daemon and the UI (the systemd unit runs this first)."""
     home = ensure_dagster_home()
-    print(f"Dagster instance at {home}: pool 'yahoo' has a limit")
+    print(f"Dagster instance at {home} is ready (storage created, pool 'yahoo' limited)")
     return 0
 
 
@@ -291,24 +291,46 @@ def _backfill(args: argparse.Namespace) -> int:
 
 
 def _run_daily_job(first: dt.date, last: dt.date, title: str) -> int:
-    from asx_pipeline.runs import run_job_range, summarise_tables
+    from asx_pipeline.runs import summarise_tables
 
-    return _run_and_report(
-        title, first, last, lambda: run_job_range(DAILY_JOB, first, last), summarise_tables
-    )
+    return _run_and_report(title, first, last, summarise_tables)
 
 
-def _run_and_report(title, first, last, launch, summarise) -> int:
-    """Run, then print a summary a person (or cron's mail) can read; the exit code says it all."""
+def _run_and_report(
+    title: str,
+    first: dt.date,
+    last: dt.date,
+    summarise: Callable[[dt.date, dt.date], str],
+    asset_selection: Sequence[AssetKey] | None = None,
+) -> int:
+    """Run, then print a summary a person (or cron's mail) can read; the exit code says it all.
+
+    With a dagster-daemon running for this instance the run goes through its queue (the run
+    queue's limits, pools and run retries apply, and a run of the same sessions already in
+    progress is waited for); without one it runs in this process, refused (exit 75) while an
+    in-progress run covers the same sessions.
+    """
     from dagster import DagsterInstance
 
-    from asx_pipeline.runs import PartitionBusyError, failed_symbols_of_run, refuse_when_busy
+    from asx_pipeline.runs import (
+        PartitionBusyError,
+        daemon_is_running,
+        failed_symbols_of_run,
+        follow_run,
+        outcome_of,
+        refuse_when_busy,
+        run_job_range,
+        submit_job_range,
+    )
     from asx_pipeline.settings import get_settings
 
     settings = get_settings()
     ensure_dagster_home()
+    instance = DagsterInstance.get()
+    queued = asset_selection is None and daemon_is_running(instance)
+    where = "the dagster-daemon's run queue" if queued else "this process"
     print(f"{title} (market data: {settings.asx_market_data}, "
-          f"warehouse: {settings.warehouse_backend})", flush=True)
+          f"warehouse: {settings.warehouse_backend}, runs in {where})", flush=True)
     missing = [day for day in (first, last) if not _is_partition(day)]
     if missing:
         print(
@@ -317,40 +339,39 @@ def _run_and_report(title, first, last, launch, summarise) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    try:
-        refuse_when_busy(DagsterInstance.get(), first, last)
-    except PartitionBusyError as error:
-        print(f"Not started: {error}", file=sys.stderr)
-        return EXIT_BUSY
-    result = launch()
+    if queued:
+        run_id = submit_job_range(DAILY_JOB, first, last)
+        print(f"Submitted run {run_id}", flush=True)
+        outcome = follow_run(instance, run_id, lambda line: print(line, flush=True))
+    else:
+        try:
+            refuse_when_busy(instance, first, last)
+        except PartitionBusyError as error:
+            print(f"Not started: {error}", file=sys.stderr)
+            return EXIT_BUSY
+        outcome = outcome_of(
+            run_job_range(DAILY_JOB, first, last, instance, asset_selection=asset_selection)
+        )
     print()
-    failed_symbols = failed_symbols_of_run(DagsterInstance.get(), result.run_id)
-    if not result.success:
-        print(f"FAILED: run {result.run_id}", file=sys.stderr)
-        for event in result.get_step_failure_events():
-            error = event.event_specific_data.error if event.event_specific_data else None
-            print(f"  step {event.step_key}: {step_error(error)}", file=sys.stderr)
+    failed_symbols = failed_symbols_of_run(instance, outcome.run_id)
+    if not outcome.success:
+        print(f"FAILED: run {outcome.run_id}", file=sys.stderr)
+        for step_key, error in outcome.step_failures:
+            print(f"  step {step_key}: {step_error(error)}", file=sys.stderr)
         _print_failed_symbols(failed_symbols, sys.stderr)
         return EXIT_FAILED
     print(summarise(first, last))
     _print_failed_symbols(failed_symbols, sys.stdout)
-    print(f"OK: run {result.run_id}")
+    print(f"OK: run {outcome.run_id}")
     return 0
 
 
 def step_error(error: SerializableErrorInfo | None) -> str:
     """The error that made a step fail: when retries ran out, the last attempt's own error
     (Dagster's "Exceeded max_retries" says only that there were retries)."""
-    if error is None:
-        return "unknown error"
-    messages = []
-    current: SerializableErrorInfo | None = error
-    while current is not None:
-        line = next((x.strip() for x in current.message.splitlines() if x.strip()), "")
-        if line and not line.startswith("Exceeded max_retries"):
-            messages.append(line)
-        current = current.cause
-    return " <- ".join(messages) or error.message.strip().splitlines()[0]
+    from asx_pipeline.automation import failure_reason
+
+    return failure_reason(error)
 
 
 def _print_failed_symbols(failed_symbols: str, stream: TextIO) -> None:
@@ -370,7 +391,6 @@ def _symbols(args: argparse.Namespace) -> int:
     from dagster import AssetKey
 
     from asx_pipeline.calendar import is_session, latest_final_session
-    from asx_pipeline.runs import run_job_range
     from asx_pipeline.settings import get_settings
 
     settings = get_settings()
@@ -380,11 +400,12 @@ def _symbols(args: argparse.Namespace) -> int:
     if not is_session(day):
         print(f"{day} is not an ASX session.", file=sys.stderr)
         return EXIT_USAGE
-    launch = lambda: run_job_range(  # noqa: E731 - a deferred call, named for readability
-        DAILY_JOB, day, day, asset_selection=[AssetKey("asx_symbols")]
-    )
     return _run_and_report(
-        f"asx-pipeline symbols: session {day}", day, day, launch, _universe_listing
+        f"asx-pipeline symbols: session {day}",
+        day,
+        day,
+        _universe_listing,
+        asset_selection=[AssetKey("asx_symbols")],
     )
 
 

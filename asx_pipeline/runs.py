@@ -1,16 +1,27 @@
 """Launching the definitions' jobs over a range of sessions from Python (CLI, demo, bench).
 
 A run over one session carries Dagster's partition tag, over several the partition-range tags
-(one single-run backfill). Runs execute in this process but are recorded in the instance of
-DAGSTER_HOME, so the UI shows them like any other run. The daemon's run queue does not see them,
-so `refuse_when_busy` checks for an in-progress run of an overlapping session first.
+(one single-run backfill). Two ways to run, both recorded in the instance of DAGSTER_HOME:
+
+- **Through the daemon's queue** when a daemon is running for that instance (its heartbeat is
+  recent): `submit_job_range` hands the run to the instance's run coordinator, exactly as the UI
+  does, so the run queue's limits (one run per partition, one backfill), concurrency pools and
+  run retries apply; `follow_run` prints its progress and waits for it to end.
+- **In this process** otherwise (cron on a box without a daemon): the run queue does not see
+  such a run, so `refuse_when_busy` checks for an in-progress run of an overlapping session.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import json
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from dagster import (
     AssetKey,
@@ -20,12 +31,16 @@ from dagster import (
     ExecuteInProcessResult,
     RunsFilter,
 )
+from dagster._core.events.log import EventLogEntry
+from dagster._core.run_coordinator import QueuedRunCoordinator
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES, DagsterRun
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
     PARTITION_NAME_TAG,
 )
+from dagster._core.utils import make_new_run_id
+from dagster._utils.error import SerializableErrorInfo
 
 from asx_pipeline.assets.metadata import FAILED_SYMBOLS
 from asx_pipeline.calendar import partition_key, sessions_between
@@ -33,6 +48,7 @@ from asx_pipeline.sources.resource import YAHOO_POOL
 from asx_pipeline.warehouse.frames import Window
 from asx_pipeline.warehouse.tables import TABLES
 
+DEFINITIONS_MODULE = "asx_pipeline.definitions"
 _CONSOLE_INFO = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
@@ -213,3 +229,124 @@ def ensure_yahoo_pool(instance: DagsterInstance, limit: int = 1) -> None:
     current = {pool.name: pool for pool in storage.get_pool_limits()}.get(YAHOO_POOL)
     if current is None or current.from_default:
         storage.set_concurrency_slots(YAHOO_POOL, limit)
+
+
+# The daemon beats every 30 s or so; older than this and it is not running.
+_HEARTBEAT_FRESH_SECONDS = 90
+_FOLLOW_POLL_SECONDS = 1.0
+_FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+_SHOWN_EVENTS = {
+    DagsterEventType.RUN_ENQUEUED: "queued (the daemon starts it when the run queue allows)",
+    DagsterEventType.RUN_START: "started",
+    DagsterEventType.STEP_START: "step started",
+    DagsterEventType.STEP_SUCCESS: "step succeeded",
+    DagsterEventType.STEP_UP_FOR_RETRY: "step will be retried",
+    DagsterEventType.STEP_FAILURE: "step failed",
+    DagsterEventType.ASSET_MATERIALIZATION: "stored",
+}
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a run ended, as the CLI reports it (in-process or through the queue alike)."""
+
+    run_id: str
+    success: bool
+    # (step key, the error it failed with) for every failed step.
+    step_failures: tuple[tuple[str, SerializableErrorInfo | None], ...]
+
+
+def outcome_of(result: ExecuteInProcessResult) -> RunOutcome:
+    failures = tuple(
+        (event.step_key or "?", _error_of(event.event_specific_data))
+        for event in result.get_step_failure_events()
+    )
+    return RunOutcome(result.run_id, result.success, failures)
+
+
+def _error_of(data: object) -> SerializableErrorInfo | None:
+    return getattr(data, "error", None)
+
+
+def daemon_is_running(instance: DagsterInstance) -> bool:
+    """Whether a dagster-daemon with a run queue is beating for this instance."""
+    if not isinstance(instance.run_coordinator, QueuedRunCoordinator):
+        return False
+    beat = instance.get_daemon_heartbeats().get("QUEUED_RUN_COORDINATOR")
+    return beat is not None and time.time() - beat.timestamp < _HEARTBEAT_FRESH_SECONDS
+
+
+def submit_job_range(job_name: str, first: dt.date, last: dt.date) -> str:
+    """Hand a run of `job_name` over first..last to the instance's run queue; return its id.
+
+    `dagster job launch` does what the UI's "Materialize" does: it builds the run from the code
+    location (the same module the daemon loads) and submits it to the run coordinator.
+    """
+    run_id = make_new_run_id()
+    tags = {PARTITION_NAME_TAG: partition_key(first)} if first == last else range_tags(first, last)
+    command = [
+        str(Path(sys.executable).with_name("dagster")),
+        "job",
+        "launch",
+        "--module-name",
+        DEFINITIONS_MODULE,
+        "--job",
+        job_name,
+        "--tags",
+        json.dumps(tags),
+        "--run-id",
+        run_id,
+    ]
+    launched = subprocess.run(command, capture_output=True, text=True, check=False)
+    if launched.returncode != 0:
+        raise RuntimeError(
+            f"could not submit {job_name} to the run queue: "
+            + (launched.stderr.strip().splitlines() or ["no output"])[-1]
+        )
+    return run_id
+
+
+def follow_run(
+    instance: DagsterInstance, run_id: str, echo: Callable[[str], None] = print
+) -> RunOutcome:
+    """Print a run's progress until it has finished, then say how it ended."""
+    cursor = None
+    while True:
+        run = instance.get_run_by_id(run_id)
+        connection = instance.get_records_for_run(run_id, cursor=cursor)
+        for record in connection.records:
+            line = _progress_line(record.event_log_entry)
+            if line:
+                echo(line)
+        cursor = connection.cursor
+        if run is not None and run.status in _FINISHED and not connection.has_more:
+            break
+        if not connection.has_more:
+            time.sleep(_FOLLOW_POLL_SECONDS)
+    failures = tuple(
+        (
+            record.event_log_entry.step_key or "?",
+            _error_of(getattr(record.event_log_entry.dagster_event, "event_specific_data", None)),
+        )
+        for record in instance.get_records_for_run(
+            run_id, of_type=DagsterEventType.STEP_FAILURE
+        ).records
+    )
+    return RunOutcome(run_id, run.status == DagsterRunStatus.SUCCESS, failures)
+
+
+def _progress_line(entry: EventLogEntry) -> str | None:
+    stamp = dt.datetime.fromtimestamp(entry.timestamp).strftime("%H:%M:%S")
+    where = f" {entry.step_key}" if entry.step_key else ""
+    event = entry.dagster_event
+    if event is None:
+        if entry.level < logging.INFO:
+            return None
+        return f"{stamp}{where}: {entry.user_message}"
+    shown = _SHOWN_EVENTS.get(event.event_type)
+    if shown is None:
+        return None
+    if event.event_type == DagsterEventType.ASSET_MATERIALIZATION and event.asset_key:
+        partition = f" {event.partition}" if event.partition else ""
+        return f"{stamp}{where}: stored {event.asset_key.to_user_string()}{partition}"
+    return f"{stamp}{where}: {shown}"

@@ -348,3 +348,31 @@ def test_ntfy_topic_comes_from_the_url_fragment_only() -> None:
     alert = Alert(subject="s", lines=("l",))
     assert webhook_body("https://ntfy.sh/#asx-alerts", alert)["topic"] == "asx-alerts"
     assert "topic" not in webhook_body("https://discord.com/api/webhooks/1/SECRET", alert)
+
+
+def test_a_step_whose_retries_ran_out_is_alerted_with_its_own_error(
+    smtp_server, http_server
+):
+    from dagster import RetryPolicy, asset
+
+    @asset(retry_policy=RetryPolicy(max_retries=1))
+    def flaky_prices() -> None:
+        raise ConnectionError("Yahoo did not answer (connection reset)")
+
+    mailbox, smtp_port = smtp_server
+    _, http_port = http_server()
+    instance = DagsterInstance.ephemeral()
+    result = materialize([flaky_prices], instance=instance, raise_on_error=False)
+    assert not result.success
+    # Dagster's own words for the failure: the cause is one level down.
+    (failure,) = result.get_step_failure_events()
+    assert failure.event_specific_data.error.message.startswith("Exceeded max_retries of 1")
+
+    run_failure_alerts(_settings(smtp_port, http_port))(
+        _run_failure_context(instance, result.run_id)
+    )
+
+    body = mailbox.messages[0].get_payload(decode=True).decode().replace("\r\n", "\n")
+    error_lines = body.split("Error:\n", 1)[1].splitlines()
+    assert error_lines[0].startswith("  ConnectionError: Yahoo did not answer (connection reset)")
+    assert "Exceeded max_retries" not in body

@@ -1,0 +1,96 @@
+"""Dead runs are failed: a run whose process was SIGKILLed is marked failed, saying why, by the
+daemon's `asx_dead_runs` sensor (and by every `asx-pipeline` command), and its pool slot freed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter, build_sensor_context
+
+from asx_pipeline.automation import asx_dead_runs
+from asx_pipeline.cli import REPO_DAGSTER_YAML
+from asx_pipeline.instance import fail_dead_runs, prepare_instance
+
+# A run that holds the "yahoo" pool and sleeps: killed while it sleeps, it is STARTED for ever.
+_SLEEPER = textwrap.dedent(
+    """
+    import time
+    from dagster import DagsterInstance, asset, materialize
+
+    @asset(pool="yahoo")
+    def sleeper() -> None:
+        print("sleeping", flush=True)
+        time.sleep(120)
+
+    materialize([sleeper], instance=DagsterInstance.get())
+    """
+)
+
+
+def _killed_run(home: Path) -> str:
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    child = subprocess.Popen(
+        [sys.executable, "-c", _SLEEPER], env=env, stdout=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == "sleeping"
+    os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
+    with DagsterInstance.from_config(str(home)) as instance:
+        (run,) = instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTED]))
+        return run.run_id
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    folder = tmp_path / "dagster_home"
+    folder.mkdir()
+    (folder / "dagster.yaml").write_text(REPO_DAGSTER_YAML.read_text())
+    os.environ["DAGSTER_HOME"] = str(folder)
+    prepare_instance(folder)
+    yield folder
+    del os.environ["DAGSTER_HOME"]
+
+
+def test_the_sensor_fails_a_run_whose_process_is_gone_and_frees_its_slot(home):
+    run_id = _killed_run(home)
+    with DagsterInstance.from_config(str(home)) as instance:
+        assert instance.event_log_storage.get_concurrency_info("yahoo").active_slot_count == 1
+
+        skipped = asx_dead_runs(build_sensor_context(instance=instance))
+
+        run = instance.get_run_by_id(run_id)
+        assert run.status == DagsterRunStatus.FAILURE
+        assert f"run {run_id} (__ephemeral_asset_job__): Marked failed by asx-pipeline: " in (
+            skipped.skip_message
+        )
+        assert "is gone (killed, or the machine restarted)" in skipped.skip_message
+        assert instance.event_log_storage.get_concurrency_info("yahoo").active_slot_count == 0
+        # Nothing left to do the next time.
+        assert fail_dead_runs(instance) == []
+
+
+def test_a_live_run_is_left_alone(home):
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    child = subprocess.Popen(
+        [sys.executable, "-c", _SLEEPER], env=env, stdout=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "sleeping"
+        with DagsterInstance.from_config(str(home)) as instance:
+            assert fail_dead_runs(instance) == []
+            (run,) = instance.get_runs()
+            assert run.status == DagsterRunStatus.STARTED
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+
