@@ -31,8 +31,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "command"):
         parser.print_help()
         return 2
+    from asx_pipeline.settings import SettingsError
+
     try:
         return int(args.command(args))
+    except SettingsError as error:
+        # Names each bad variable and what was expected, never its value (settings.py).
+        print(error, file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
 

@@ -28,6 +28,7 @@ from email.message import EmailMessage
 from urllib.parse import urlsplit, urlunsplit
 
 from asx_pipeline.settings import Settings
+from asx_pipeline.warehouse.postgres_backend import dsn_passwords
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +62,8 @@ def secrets_of(settings: Settings) -> list[str]:
     ]
     found = [value.get_secret_value() for value in values if value is not None]
     if settings.supabase_db_url is not None:
-        password = urlsplit(settings.supabase_db_url.get_secret_value()).password
-        found.append(password or "")
+        # As libpq reads the password, and by shape: urlsplit would stop a password at a `#`.
+        found += sorted(dsn_passwords(settings.supabase_db_url.get_secret_value()))
     # A Slack or Discord webhook URL is itself a credential: anyone holding it can post.
     if settings.asx_alert_webhook_url is not None:
         found.append(str(settings.asx_alert_webhook_url))

@@ -7,7 +7,10 @@ deploy file is found when the code location loads, not halfway through a backfil
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
+import json
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -30,6 +33,26 @@ DEFAULT_DIRECTORY_URL = "https://asx.api.markitdigital.com/asx-research/1.0/comp
 DEFAULT_START_DATE = dt.date(2020, 1, 2)
 
 _UNIVERSE_PATTERN = re.compile(r"^(all|top:[1-9][0-9]*|[A-Z0-9]{3,6}(,[A-Z0-9]{3,6})*)$")
+
+# --- secrets: checked for shape here, because a malformed secret is what ends up quoted ---------
+# libpq quotes a connection string it cannot parse in its error, and a password that is not
+# percent-encoded makes it either fail (a space, a stray %) or misread the URL (an @ or / moves
+# the host), so the password would reach logs and run events before any redaction can find it.
+DSN_URL_PREFIXES = ("postgresql://", "postgres://")
+DSN_EXPECTED = "expected postgresql://user:password@host:port/dbname"
+DSN_ENCODE_HINT = (
+    "percent-encode special characters in the password (a space as %20, @ as %40, / as %2F, "
+    "% as %25)"
+)
+KEY_EXPECTED = (
+    "expected the project's secret key (sb_secret_...) or its legacy service_role JWT "
+    "(three dot-separated parts)"
+)
+# libpq's key=value form (`host=... dbname=...`): what psycopg's make_conninfo writes.
+_KEY_VALUE_START = re.compile(r"^[A-Za-z_]+\s*=")
+_PORTS = re.compile(r"[0-9]*(,[0-9]*)*")
+_NON_PRINTABLE_ASCII = re.compile(r"[^\x21-\x7e]")
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class SettingsError(ValueError):
@@ -95,7 +118,8 @@ class Settings(BaseSettings):
     asx_smtp_security: Literal["starttls", "ssl", "none"] = "starttls"
     asx_smtp_from: EmailStr | None = None
     asx_alert_email: EmailStr | None = None
-    asx_alert_webhook_url: AnyHttpUrl | None = None
+    # A Slack or Discord webhook URL is a credential (its path is the token): kept out of repr.
+    asx_alert_webhook_url: AnyHttpUrl | None = Field(None, repr=False)
     asx_webserver_url: AnyHttpUrl = Field("http://127.0.0.1:3000")  # type: ignore[assignment]
 
     # Orchestration (automation.py): times are Australia/Sydney wall-clock times, HH:MM.
@@ -143,6 +167,37 @@ class Settings(BaseSettings):
             raise ValueError("expected a date on or after 2000-01-01 (YYYY-MM-DD)")
         return value
 
+    @field_validator("supabase_db_url")
+    @classmethod
+    def _postgres_connection_string(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            problem = dsn_problem(value.get_secret_value(), require_host_and_dbname=True)
+            if problem:
+                raise ValueError(dsn_error(problem))
+        return value
+
+    @field_validator("supabase_service_role_key")
+    @classmethod
+    def _service_role_key_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            problem = service_role_key_problem(value.get_secret_value())
+            if problem:
+                raise ValueError(problem)
+        return value
+
+    @field_validator("asx_smtp_password")
+    @classmethod
+    def _smtp_password_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        # Only control characters are refused: no login form lets you type a line break, so one
+        # is a copy-and-paste artefact (`echo` into a secrets file). Spaces are legal password
+        # characters (Google shows app passwords in groups of four), so they are kept as given.
+        if value is not None and _CONTROL_CHARACTERS.search(value.get_secret_value()):
+            raise ValueError(
+                "contains a line break, tab or other control character; expected the password "
+                "alone on its line (spaces in it are fine)"
+            )
+        return value
+
     @model_validator(mode="after")
     def _supabase_rest_pair(self) -> Settings:
         if (self.supabase_url is None) != (self.supabase_service_role_key is None):
@@ -163,6 +218,118 @@ class Settings(BaseSettings):
     @property
     def duckdb_path(self) -> Path:
         return self.asx_data_dir / "warehouse.duckdb"
+
+
+def dsn_error(problem: str) -> str:
+    """What SUPABASE_DB_URL's error says after its name: the problem, the shape, the fix."""
+    return f"not a valid Postgres connection URL: it {problem}; {DSN_EXPECTED}; {DSN_ENCODE_HINT}"
+
+
+def dsn_problem(dsn: str, *, require_host_and_dbname: bool = False) -> str | None:
+    """Why libpq cannot read `dsn` as the connection the user meant, or None when it can.
+
+    The answer never quotes any part of `dsn`. Without `require_host_and_dbname`, only what
+    fails to parse or parses wrongly (what could put part of a password into a host name or an
+    error) is reported; the settings also want a host and a database to be named.
+    """
+    # Imported here: psycopg takes a noticeable while to import, and most settings never need it.
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    if not dsn.strip():
+        return "is empty (unset it to use the embedded DuckDB warehouse)"
+    if dsn != dsn.strip():
+        return "has spaces or a line break at its start or end"
+    is_url = dsn.startswith(DSN_URL_PREFIXES)
+    if not is_url and not _KEY_VALUE_START.match(dsn):
+        if dsn.lower().startswith("postgres"):
+            return "starts with neither postgresql:// nor postgres:// (check the `://`)"
+        return "is neither a postgresql:// URL nor libpq key=value pairs"
+    try:
+        params = conninfo_to_dict(dsn)
+    except ProgrammingError as error:
+        # libpq's message quotes the offending text: only its kind is passed on.
+        return _libpq_parse_problem(str(error), is_url)
+    return _misread_problem(dsn, params, is_url) or (
+        _missing_part(params) if require_host_and_dbname else None
+    )
+
+
+def _libpq_parse_problem(message: str, is_url: bool) -> str:
+    if "unexpected spaces" in message:
+        return "contains a space"
+    if "percent-encoded" in message or "percent-encoding" in message:
+        return "contains a % that does not start a percent-encoded character"
+    if not is_url:
+        return (
+            "is libpq key=value pairs that do not parse (put a value with spaces in single "
+            "quotes: password='...')"
+        )
+    return "does not parse as a URL"
+
+
+def _misread_problem(dsn: str, params: dict[str, object], is_url: bool) -> str | None:
+    """A URL that libpq parses, but not as meant: an unencoded @ or / moved its parts around."""
+    if not is_url:
+        return None
+    host = str(params.get("host") or "")
+    if "@" in host:
+        return "contains an @ that is not percent-encoded (libpq takes the rest for the host)"
+    before_query = dsn.split("?", 1)[0]
+    if "@" in before_query and "user" not in params:
+        # libpq's user:password ends at the first /, so a / in the password hides the @.
+        return "contains a / before the @ (libpq reads no user name or password from it)"
+    if not _PORTS.fullmatch(str(params.get("port") or "")):
+        return "has a port that is not a number"
+    return None
+
+
+def _missing_part(params: dict[str, object]) -> str | None:
+    if not (params.get("host") or params.get("hostaddr")):
+        return "names no host"
+    if not params.get("dbname"):
+        return "names no database (Supabase's is /postgres, after host:port)"
+    return None
+
+
+def service_role_key_problem(key: str) -> str | None:
+    """What is certainly wrong with a Supabase secret key, never quoting it; None otherwise.
+
+    Supabase issues secret keys as `sb_secret_...` and, before them, the service_role JWT
+    (`header.payload.signature`); self-hosted projects sign their own JWTs, so any other shape
+    is let through. Refused is only what no usable key can be: the key travels in HTTP headers,
+    and an HTTP library's error quotes a header value it refuses (a line break, for one).
+    """
+    problem = _key_shape_problem(key)
+    return f"{problem}; {KEY_EXPECTED}" if problem else None
+
+
+def _key_shape_problem(key: str) -> str | None:
+    if not key:
+        return "is empty"
+    if _NON_PRINTABLE_ASCII.search(key):
+        return (
+            "contains a space, line break or non-ASCII character, which no Supabase key has "
+            "(paste the key alone on the line)"
+        )
+    if key.startswith("sb_publishable_"):
+        return "is a publishable key, which row-level security keeps read-only"
+    if key.startswith("eyJ"):  # base64 of '{"': a JWT's header
+        parts = key.split(".")
+        if len(parts) != 3 or not all(parts):
+            return "looks like a JWT but lacks one of its three parts (copied in part?)"
+        if _jwt_role(parts[1]) == "anon":
+            return "is the legacy anon key, which row-level security keeps read-only"
+    return None
+
+
+def _jwt_role(payload: str) -> object:
+    """The `role` claim of a JWT payload, unverified (only to tell anon from service_role)."""
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (binascii.Error, ValueError):
+        return None
+    return claims.get("role") if isinstance(claims, dict) else None
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -61,7 +61,8 @@ def test_daily_refreshes_one_session_and_summarises(root):
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     assert lines[0] == (
-        "asx-pipeline daily: session 2025-12-24 (market data: sample, warehouse: duckdb, runs in this process)"
+        "asx-pipeline daily: session 2025-12-24 "
+        "(market data: sample, warehouse: duckdb, runs in this process)"
     )
     assert "Sessions 2025-12-24 .. 2025-12-24 (1 ASX sessions)" in lines
     assert _table_line("asx_symbols", 5, 5) in lines

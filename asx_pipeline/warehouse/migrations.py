@@ -33,6 +33,7 @@ import psycopg
 from asx_pipeline.warehouse.frames import WarehouseError
 from asx_pipeline.warehouse.postgres_backend import (
     WINDOW_LOCK_PREFIX,
+    InvalidDsnError,
     connect,
     iter_tables,
     redact,
@@ -100,12 +101,23 @@ def discover_migrations(directory: Path | None = None) -> list[Migration]:
     return [found[version] for version in sorted(found)]
 
 
+def _connect(dsn: str) -> psycopg.Connection[Any]:
+    """connect(), with an unusable DSN reported as the MigrationError the CLI reports.
+
+    The DSN is checked before libpq parses it, because libpq's parse error quotes it.
+    """
+    try:
+        return connect(dsn)
+    except InvalidDsnError as error:
+        raise MigrationError(str(error)) from None
+
+
 def apply_migrations(dsn: str, directory: Path | None = None) -> list[str]:
     """Apply every pending migration in order; return the file names applied (empty if none)."""
     migrations = discover_migrations(directory)
     applied: list[str] = []
     try:
-        with connect(dsn) as conn:
+        with _connect(dsn) as conn:
             with conn.transaction():
                 _lock(conn)
                 conn.execute(_BOOKKEEPING_SQL)
@@ -124,7 +136,7 @@ def pending_migrations(dsn: str, directory: Path | None = None) -> list[str]:
     """File names of the migrations not yet applied to the database at `dsn`."""
     migrations = discover_migrations(directory)
     try:
-        with connect(dsn) as conn:
+        with _connect(dsn) as conn:
             recorded = _recorded(conn)
     except psycopg.Error as error:
         raise MigrationError(
@@ -153,7 +165,7 @@ def migration_status(dsn: str, directory: Path | None = None) -> list[MigrationS
     """
     migrations = discover_migrations(directory)
     try:
-        with connect(dsn) as conn:
+        with _connect(dsn) as conn:
             recorded = _recorded(conn)
             applied_at = _applied_times(conn) if recorded else {}
     except psycopg.Error as error:

@@ -11,15 +11,18 @@ of a broken one. That is safe even when the COMMIT itself was in flight (its out
 because replacing a window with the same rows twice leaves the same rows.
 
 The DSN holds a password: it is kept private, never formatted into a message, and every error text
-from the driver is scrubbed of it before it is raised.
+from the driver is scrubbed of it before it is raised. A DSN libpq cannot parse (or would misread)
+is refused before libpq sees it, because libpq's parse errors quote the DSN, password and all, and
+a redaction that has to parse the DSN to find its password cannot find it in one that does not.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import pandas as pd
 import psycopg
@@ -34,6 +37,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from asx_pipeline.settings import dsn_error, dsn_problem
 from asx_pipeline.warehouse.frames import WarehouseError, Window, coerce_types, empty_frame
 from asx_pipeline.warehouse.tables import TABLES, ColumnType, TableSpec
 
@@ -72,6 +76,29 @@ class SchemaOutOfDateError(WarehouseError, Failure):
         Failure.__init__(self, description=message, allow_retries=False)
 
 
+class InvalidDsnError(WarehouseError, Failure):
+    """The connection string cannot be used as it is; the message never quotes any of it.
+
+    A `Failure` that forbids retries, like SchemaOutOfDateError: no retry fixes a typo.
+    """
+
+    def __init__(self, problem: str) -> None:
+        message = f"SUPABASE_DB_URL is {dsn_error(problem)}"
+        Failure.__init__(self, description=message, allow_retries=False)
+
+
+def parse_dsn(dsn: str) -> dict[str, Any]:
+    """libpq's reading of the DSN; InvalidDsnError when it cannot read it, or would misread it."""
+    problem = dsn_problem(dsn)
+    if problem:
+        raise InvalidDsnError(problem)
+    try:
+        return conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        # `from None`: libpq's message quotes the DSN.
+        raise InvalidDsnError("does not parse") from None
+
+
 _SHOWN_PARAMETERS = frozenset(
     {"sslmode", "sslrootcert", "application_name", "connect_timeout", "target_session_attrs"}
 )
@@ -80,8 +107,9 @@ _SHOWN_PARAMETERS = frozenset(
 def scrub_dsn(dsn: str) -> str:
     """The DSN as a URL with the password replaced by `***`, safe for logs and messages."""
     try:
-        params = conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError:
+        params = parse_dsn(dsn)
+    except InvalidDsnError:
+        # Nothing of it is shown: with an unencoded @ the "host" is the end of the password.
         return "<unparseable connection string>"
     user = quote(params.get("user") or "", safe="")
     auth = f"{user}{':***' if params.get('password') else ''}@" if user else ""
@@ -96,23 +124,61 @@ def scrub_dsn(dsn: str) -> str:
 
 
 def redact(text: str, dsn: str) -> str:
-    """`text` with the DSN's password (raw and URL-encoded) and the DSN itself removed."""
-    secrets = {dsn}
+    """`text` with the DSN's password (raw and URL-encoded) and the DSN itself removed.
+
+    Works on a DSN libpq cannot parse too: its password is then found by the DSN's shape.
+    """
+    for secret in sorted({dsn, *dsn_passwords(dsn)}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def dsn_passwords(dsn: str) -> set[str]:
+    """The DSN's passwords in every form a message may show: libpq's reading when it can read
+    the DSN, else what looks like one; each as is, percent-encoded and percent-decoded."""
+    secrets = password_candidates(dsn)
     with contextlib.suppress(psycopg.ProgrammingError):
         params = conninfo_to_dict(dsn)
-        for name in ("password", "sslpassword"):
-            value = params.get(name)
-            if value:
-                secrets |= {str(value), quote(str(value), safe=""), quote(str(value))}
-    for secret in sorted(secrets, key=len, reverse=True):
-        if secret:
-            text = text.replace(secret, "***")
-    return text
+        secrets |= {str(params[name]) for name in ("password", "sslpassword") if params.get(name)}
+    return {form for secret in secrets for form in _encodings(secret)}
+
+
+# `password=...` or `sslpassword=...` in libpq's key=value form: quoted, or up to a space.
+_KEY_VALUE_PASSWORD = re.compile(r"(?:^|\s)(?:ssl)?password\s*=\s*(?:'((?:\\.|[^'\\])*)'?|(\S*))")
+# ...and, for a password with an unquoted space, everything up to the next `key=` or the end.
+_KEY_VALUE_TAIL = re.compile(r"(?:^|\s)(?:ssl)?password\s*=\s*(.*?)(?=\s+[A-Za-z_]+\s*=|\s*$)")
+
+
+def password_candidates(dsn: str) -> set[str]:
+    """Whatever in `dsn` may be a password, read by shape alone (libpq need not parse it).
+
+    URL-like text (`scheme://user:password@host`, `postgresql//...`, `user:pw@host`): for every
+    `@`, what follows the user name's colon, so an `@` or `/` in the password is covered too.
+    Key=value text: the value of `password=` (quoted, bare, or running up to the next key).
+    """
+    found: set[str] = set()
+    for at in (index for index, char in enumerate(dsn) if char == "@"):
+        head = dsn[:at]
+        slashes = head.find("//")
+        userinfo = head[slashes + 2 :] if slashes >= 0 else head
+        if ":" in userinfo:
+            found |= {userinfo.split(":", 1)[1], userinfo.rsplit(":", 1)[1]}
+    for match in _KEY_VALUE_PASSWORD.finditer(dsn):
+        found |= {group for group in match.groups() if group}
+    for match in _KEY_VALUE_TAIL.finditer(dsn):
+        found.add(match.group(1))
+    return {candidate for candidate in found if candidate}
+
+
+def _encodings(secret: str) -> set[str]:
+    """The forms a secret may take in a message: as is, percent-encoded, percent-decoded."""
+    forms = {secret, quote(secret, safe=""), quote(secret), unquote(secret)}
+    return {form for form in forms if form}
 
 
 def is_transaction_pooler(dsn: str) -> bool:
     """Supavisor's transaction mode (port 6543) cannot keep prepared statements across calls."""
-    ports = str(conninfo_to_dict(dsn).get("port") or "").split(",")
+    ports = str(parse_dsn(dsn).get("port") or "").split(",")
     return TRANSACTION_POOLER_PORT in ports
 
 
@@ -122,8 +188,9 @@ def connect(
     """An autocommit connection (transactions are explicit); settings in the DSN win.
 
     SSL parameters (`sslmode`, `sslrootcert`, ...) pass through untouched from the DSN.
+    InvalidDsnError, never libpq's quoting parse error, when the DSN cannot be used.
     """
-    params = conninfo_to_dict(dsn)
+    params = parse_dsn(dsn)
     extra: dict[str, Any] = {}
     if "connect_timeout" not in params:
         extra["connect_timeout"] = connect_timeout_s
@@ -131,7 +198,12 @@ def connect(
         extra["application_name"] = application_name
     if is_transaction_pooler(dsn):
         extra["prepare_threshold"] = None
-    return psycopg.connect(dsn, autocommit=True, **extra)
+    try:
+        return psycopg.connect(dsn, autocommit=True, **extra)
+    except psycopg.ProgrammingError:
+        # Only parsing the conninfo raises this here (a refused connection is OperationalError),
+        # and its message quotes the DSN.
+        raise InvalidDsnError("does not parse") from None
 
 
 def is_transient(error: BaseException) -> bool:

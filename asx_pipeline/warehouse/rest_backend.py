@@ -185,7 +185,22 @@ class SupabaseRestWarehouse:
             detail = f"{type(error).__name__}: {error}"
         host = urlsplit(self.url).netloc
         text = f"{what} via the Supabase REST API ({host}) failed, nothing was changed: {detail}"
-        return text.replace(self._key, "***") if self._key else text
+        return redact_key(text, self._key)
+
+
+def redact_key(text: str, key: str) -> str:
+    """`text` without the key, also as an HTTP library quotes a header value it refuses.
+
+    h11 reports a key with a line break as `Illegal header value b'<key>\\n'`: the key escaped as
+    a bytes repr, which a plain replace of the key would miss. (The settings refuse such a key;
+    this is for keys that reach the backend some other way.)
+    """
+    forms = {key, repr(key)[1:-1], repr(key.encode("utf-8", "backslashreplace"))[2:-1]}
+    # Each whitespace-separated piece of a key, in case a message quotes them one by one.
+    forms |= {part for part in key.split() if len(part) >= 8}
+    for form in sorted((form for form in forms if form), key=len, reverse=True):
+        text = text.replace(form, "***")
+    return text
 
 
 def json_rows(table: TableSpec, frame: pd.DataFrame) -> list[dict[str, Any]]:

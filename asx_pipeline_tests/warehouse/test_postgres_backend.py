@@ -8,9 +8,21 @@ from urllib.parse import quote
 import pandas as pd
 import psycopg
 import pytest
+from dagster import DagsterInstance, materialize
+from dagster._serdes import serialize_value
+from psycopg.conninfo import conninfo_to_dict
 
+from asx_pipeline.assets.symbols import asx_symbols
+from asx_pipeline.sources.resource import MarketDataResource
 from asx_pipeline.warehouse import postgres_backend
 from asx_pipeline.warehouse.frames import WarehouseError, conform_frame
+from asx_pipeline.warehouse.io_manager import WarehouseIOManager
+from asx_pipeline.warehouse.migrations import (
+    MigrationError,
+    apply_migrations,
+    migration_status,
+    pending_migrations,
+)
 from asx_pipeline.warehouse.postgres_backend import PostgresWarehouse, connect, scrub_dsn
 from asx_pipeline.warehouse.tables import DAILY_PRICES
 from asx_pipeline_tests.warehouse.sample_frames import make_frame, window_of
@@ -114,3 +126,125 @@ def test_a_statement_timeout_is_not_retried_and_names_table_and_window(
 
     with pytest.raises(WarehouseError, match=r"daily_prices \(2025-11-03\) read .*QueryCanceled"):
         warehouse.read_window(DAILY_PRICES, window_of(0, 1), columns=["trade_date"])
+
+
+# --- a DSN libpq cannot parse: refused before libpq quotes it, and redacted even then -------------
+
+TYPO_DSNS = {
+    # The two typos of the issue: libpq's parse error quotes the DSN, or the password.
+    "no colon after the scheme": ("postgresql//user:S3cretPw@127.0.0.1:5432/db", "S3cretPw"),
+    "space": ("postgresql://postgres:my secret@127.0.0.1:5432/postgres", "my secret"),
+    # libpq takes `ss!x@127.0.0.1` for the host, and would try to resolve it.
+    "@": ("postgresql://postgres:p@ss!x@127.0.0.1:5432/postgres", "p@ss!x"),
+    "/": ("postgresql://postgres:pa/ss!x@127.0.0.1:5432/postgres", "pa/ss!x"),
+    "%": ("postgresql://postgres:100%sure@127.0.0.1:5432/postgres", "100%sure"),
+    "key=value, unquoted space": ("host=127.0.0.1 dbname=d password=my secret", "my secret"),
+}
+# Unusual but legal: libpq reads each as the password it is (no percent-encoding needed).
+LEGAL_ODD_DSNS = {
+    "#": ("postgresql://postgres:pa#ss!x@127.0.0.1:1/postgres", "pa#ss!x"),
+    "'": ("postgresql://postgres:it's!x@127.0.0.1:1/postgres", "it's!x"),
+    ":": ("postgresql://postgres:pa:ss!x@127.0.0.1:1/postgres", "pa:ss!x"),
+}
+
+
+def _assert_names_the_setting_only(error: BaseException, dsn: str, password: str) -> None:
+    text = str(error)
+    assert text.startswith("SUPABASE_DB_URL is not a valid Postgres connection URL: it ")
+    assert "expected postgresql://user:password@host:port/dbname" in text
+    assert "percent-encode special characters in the password" in text
+    assert password not in text and dsn not in text and "127.0.0.1" not in text
+    # `from None`: libpq's error, which quotes the DSN, is not chained for a traceback to print.
+    assert error.__cause__ is None and (error.__context__ is None or error.__suppress_context__)
+
+
+@pytest.mark.parametrize("case", list(TYPO_DSNS))
+def test_a_typo_dsn_is_refused_by_every_entry_point_without_quoting_it(case) -> None:
+    dsn, password = TYPO_DSNS[case]
+    for entry_point in (
+        PostgresWarehouse,
+        connect,
+        postgres_backend.is_transaction_pooler,
+        postgres_backend.parse_dsn,
+    ):
+        with pytest.raises(postgres_backend.InvalidDsnError) as raised:
+            entry_point(dsn)
+        assert isinstance(raised.value, WarehouseError)
+        _assert_names_the_setting_only(raised.value, dsn, password)
+    assert scrub_dsn(dsn) == "<unparseable connection string>"
+
+
+@pytest.mark.parametrize("case", list(TYPO_DSNS))
+def test_the_migration_commands_refuse_a_typo_dsn_without_quoting_it(case) -> None:
+    dsn, password = TYPO_DSNS[case]
+    for command in (apply_migrations, migration_status, pending_migrations):
+        with pytest.raises(MigrationError) as raised:
+            command(dsn)
+        _assert_names_the_setting_only(raised.value, dsn, password)
+
+
+def _libpq_parse_error(dsn: str) -> str:
+    try:
+        conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as error:
+        return f"{type(error).__name__}: {error}"
+    return ""
+
+
+@pytest.mark.parametrize("case", [*TYPO_DSNS, *LEGAL_ODD_DSNS])
+def test_redact_removes_the_password_of_any_dsn_parseable_or_not(case) -> None:
+    dsn, password = {**TYPO_DSNS, **LEGAL_ODD_DSNS}[case]
+    # What could carry it: libpq's own parse error, the DSN, the password quoted or encoded.
+    text = "\n".join(
+        [_libpq_parse_error(dsn), f"connecting to {dsn}", f'password "{password}"', quote(password)]
+    )
+    assert password in text
+
+    cleaned = postgres_backend.redact(text, dsn)
+    assert password not in cleaned and quote(password, safe="") not in cleaned
+    assert dsn not in cleaned
+
+
+@pytest.mark.parametrize("case", list(LEGAL_ODD_DSNS))
+def test_odd_but_legal_passwords_are_read_as_libpq_reads_them(case) -> None:
+    dsn, password = LEGAL_ODD_DSNS[case]
+    assert postgres_backend.parse_dsn(dsn)["password"] == password
+    assert scrub_dsn(dsn) == "postgresql://postgres:***@127.0.0.1:1/postgres"
+
+
+def test_a_parse_error_from_psycopg_connect_itself_is_replaced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    dsn = "postgresql://postgres:S3cretPw@127.0.0.1:1/postgres"
+
+    def refuse(conninfo: str, **kwargs: Any) -> None:
+        raise psycopg.ProgrammingError(f'missing "=" after "{conninfo}" in connection info string')
+
+    monkeypatch.setattr(psycopg, "connect", refuse)
+    with pytest.raises(postgres_backend.InvalidDsnError) as raised:
+        connect(dsn)
+    _assert_names_the_setting_only(raised.value, dsn, "S3cretPw")
+
+
+def test_a_typo_dsn_fails_the_step_once_and_stays_out_of_the_event_log() -> None:
+    """Through Dagster: the IO manager given a typo (the settings would refuse it first)."""
+    dsn, password = TYPO_DSNS["space"]
+    instance = DagsterInstance.ephemeral()
+    result = materialize(
+        [asx_symbols],
+        partition_key="2025-06-02",
+        resources={
+            "market_data": MarketDataResource(source="sample", universe="top:5"),
+            "warehouse_io_manager": WarehouseIOManager(backend="postgres", postgres_url=dsn),
+        },
+        instance=instance,
+        raise_on_error=False,
+    )
+
+    assert not result.success
+    (failure,) = result.get_step_failure_events()  # no retry: a typo does not fix itself
+    assert "SUPABASE_DB_URL is not a valid Postgres connection URL" in str(
+        failure.event_specific_data.error.message
+    )
+    events = [serialize_value(entry) for entry in instance.all_logs(result.run_id)]
+    assert not any(password in event for event in events)
