@@ -428,7 +428,7 @@ def asx_follow_prices(context: RunStatusSensorContext) -> RunRequest | SkipReaso
     "never blocks its sessions; the failure alert then says so.",
 )
 def asx_dead_runs(context: SensorEvaluationContext) -> SkipReason:
-    failed = fail_dead_runs(context.instance)
+    failed = fail_dead_runs(context.instance, include_untagged=True)
     for message in failed:
         context.log.warning(message)
     return SkipReason("; ".join(failed) if failed else "every started run's process is alive")

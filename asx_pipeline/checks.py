@@ -90,9 +90,14 @@ def daily_prices_coverage(
     lowest = float(table["share"].min()) if not table.empty else 0.0
     extra: dict[str, object] = {"lowest_coverage": round(lowest, 4)}
     if not finding.passed:
-        # Why those symbols are missing: the prices step of this run said so in its metadata.
+        # Why those symbols are missing: the prices step of this run said so in its metadata;
+        # when this run did not fetch them (a check run on its own), which ones they are.
         failed = failed_symbols_of_run(context.instance, context.run.run_id)
-        extra["failed_symbols"] = MetadataValue.md(failed or "none recorded in this run")
+        if not failed:
+            sessions = list(finding.rows["trade_date"])
+            missing = quality.missing_bars(daily_prices, asx_symbols, sessions)
+            failed = "\n".join(f"- {line}" for line in missing) or "none"
+        extra["failed_symbols"] = MetadataValue.md(failed)
     return _result(finding, AssetCheckSeverity.ERROR, **extra)
 
 

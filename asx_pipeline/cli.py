@@ -319,12 +319,14 @@ def _run_and_report(
     from dagster import DagsterInstance
 
     from asx_pipeline.runs import (
+        DaemonGoneError,
         PartitionBusyError,
         daemon_is_running,
         failed_symbols_of_run,
         follow_run,
         outcome_of,
         refuse_when_busy,
+        run_failure_message,
         run_job_range,
         submit_job_range,
     )
@@ -346,9 +348,17 @@ def _run_and_report(
         )
         return EXIT_USAGE
     if queued:
-        run_id = submit_job_range(DAILY_JOB, first, last)
+        try:
+            run_id = submit_job_range(DAILY_JOB, first, last)
+        except RuntimeError as error:
+            print(f"Not started: {error}", file=sys.stderr)
+            return EXIT_FAILED
         print(f"Submitted run {run_id}", flush=True)
-        outcome = follow_run(instance, run_id, lambda line: print(line, flush=True))
+        try:
+            outcome = follow_run(instance, run_id, lambda line: print(line, flush=True))
+        except DaemonGoneError as error:
+            print(f"Not finished: {error}", file=sys.stderr)
+            return EXIT_BUSY
     else:
         try:
             refuse_when_busy(instance, first, last)
@@ -364,6 +374,10 @@ def _run_and_report(
         print(f"FAILED: run {outcome.run_id}", file=sys.stderr)
         for step_key, error in outcome.step_failures:
             print(f"  step {step_key}: {step_error(error)}", file=sys.stderr)
+        if not outcome.step_failures:
+            # No step failed: the run itself did (could not launch, its process died, ...).
+            reason = run_failure_message(instance, outcome.run_id) or "no reason recorded"
+            print(f"  run: {reason}", file=sys.stderr)
         _print_failed_symbols(failed_symbols, sys.stderr)
         return EXIT_FAILED
     print(summarise(first, last))

@@ -73,6 +73,7 @@ def run_job_range(
 ) -> ExecuteInProcessResult:
     """Run a job of the definitions once over the sessions first..last, recorded in `instance`."""
     from asx_pipeline.definitions import defs
+    from asx_pipeline.instance import process_tags
 
     job = defs.resolve_job_def(job_name)
     single = first == last
@@ -80,7 +81,8 @@ def run_job_range(
         instance=instance or DagsterInstance.get(),
         # One session is an ordinary partitioned run, so the UI and the run queue see its key.
         partition_key=partition_key(first) if single else None,
-        tags=None if single else range_tags(first, last),
+        # Which process runs it, so a later command can tell when that process died.
+        tags=process_tags() if single else {**process_tags(), **range_tags(first, last)},
         run_config=_CONSOLE_INFO,
         raise_on_error=False,
         asset_selection=asset_selection,
@@ -235,6 +237,7 @@ def ensure_yahoo_pool(instance: DagsterInstance, limit: int = 1) -> None:
 _HEARTBEAT_FRESH_SECONDS = 90
 _FOLLOW_POLL_SECONDS = 1.0
 _FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+_WAITING = {DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING}
 _SHOWN_EVENTS = {
     DagsterEventType.RUN_ENQUEUED: "queued (the daemon starts it when the run queue allows)",
     DagsterEventType.RUN_START: "started",
@@ -306,13 +309,34 @@ def submit_job_range(job_name: str, first: dt.date, last: dt.date) -> str:
     return run_id
 
 
+class DaemonGoneError(RuntimeError):
+    """A submitted run is still waiting to start and the daemon that would start it stopped."""
+
+
 def follow_run(
-    instance: DagsterInstance, run_id: str, echo: Callable[[str], None] = print
+    instance: DagsterInstance,
+    run_id: str,
+    echo: Callable[[str], None] = print,
+    daemon_grace_seconds: float = 120.0,
 ) -> RunOutcome:
-    """Print a run's progress until it has finished, then say how it ended."""
+    """Print a run's progress until it has finished, then say how it ended.
+
+    Raises DaemonGoneError when the run has not started and no daemon has beaten for
+    `daemon_grace_seconds`: cron must not wait for ever on a queue nobody serves.
+    """
     cursor = None
+    daemon_last_seen = time.monotonic()
     while True:
         run = instance.get_run_by_id(run_id)
+        if run is not None and run.status in _WAITING:
+            if daemon_is_running(instance):
+                daemon_last_seen = time.monotonic()
+            elif time.monotonic() - daemon_last_seen > daemon_grace_seconds:
+                raise DaemonGoneError(
+                    f"run {run_id} is {run.status.value.lower()}, and the dagster-daemon that "
+                    f"would start it has not been seen for {daemon_grace_seconds:.0f}s; it "
+                    "starts when the daemon is back"
+                )
         connection = instance.get_records_for_run(run_id, cursor=cursor)
         for record in connection.records:
             line = _progress_line(record.event_log_entry)
@@ -350,3 +374,11 @@ def _progress_line(entry: EventLogEntry) -> str | None:
         partition = f" {event.partition}" if event.partition else ""
         return f"{stamp}{where}: stored {event.asset_key.to_user_string()}{partition}"
     return f"{stamp}{where}: {shown}"
+
+
+def run_failure_message(instance: DagsterInstance, run_id: str) -> str:
+    """What the run's RUN_FAILURE event says (a launch error, a dead process), '' if none."""
+    records = instance.get_records_for_run(
+        run_id, of_type=DagsterEventType.RUN_FAILURE, limit=1, ascending=False
+    ).records
+    return records[0].event_log_entry.message.strip() if records else ""

@@ -24,6 +24,8 @@ from asx_pipeline.warehouse.io_manager import WarehouseIOManager
 
 FIRST, LAST = dt.date(2025, 11, 10), dt.date(2025, 11, 14)
 UNIVERSE = "BHP,CBA,WBC,NAB,FMG,CSL,PME,SYR,WOW,QBE"
+LATE_LISTINGS = ["SYR", "QBE"]
+LISTED_ON = dt.date(2025, 11, 13)
 
 
 class _Defective:
@@ -36,7 +38,12 @@ class _Defective:
         self.defect = defect
 
     def directory(self, as_of: dt.date) -> pd.DataFrame:
-        return self.source.directory(as_of)
+        directory = self.source.directory(as_of)
+        if self.defect == "listed_mid_range":
+            # Today's directory used for past sessions: two companies listed inside the range.
+            late = directory["symbol"].isin(LATE_LISTINGS)
+            directory.loc[late, "listing_date"] = LISTED_ON
+        return directory
 
     def price_history(self, tickers: Sequence[str], first: dt.date, last: dt.date) -> PriceHistory:
         history = self.source.price_history(tickers, first, last)
@@ -56,6 +63,11 @@ class _Defective:
             missing = sorted(set(history.prices["yahoo_ticker"]) - {"BHP.AX", "CBA.AX"})
             failed = {ticker: "Yahoo answered HTTP 429 Too Many Requests" for ticker in missing}
             return PriceHistory(prices=prices, actions=actions, failed=failed)
+        elif self.defect == "listed_mid_range":
+            before = prices["yahoo_ticker"].isin([f"{s}.AX" for s in LATE_LISTINGS]) & (
+                prices["trade_date"] < LISTED_ON
+            )
+            prices = prices[~before]
         elif self.defect == "huge_dividend":
             row = pd.DataFrame([[FIRST, "BHP.AX", "dividend", 500.0]], columns=actions.columns)
             actions = pd.concat([actions, row], ignore_index=True)
@@ -147,6 +159,15 @@ def test_low_coverage_blocks_downstream_and_names_the_failed_tickers(tmp_path) -
         e for e in result.get_asset_materialization_events() if e.asset_key.path == ["daily_prices"]
     ]
     assert prices and prices[0].materialization.metadata["symbols_received"].value == 2
+
+
+def test_companies_listed_after_a_session_do_not_count_against_it(tmp_path) -> None:
+    # 8 of 10 on 11-10..11-12 would be 80%; the two had not listed yet, so it is 100%.
+    result = _run(tmp_path, "listed_mid_range")
+
+    assert result.success
+    assert _outcomes(result)["daily_prices_coverage"] == (True, AssetCheckSeverity.ERROR)
+    assert result.asset_materializations_for_node("daily_indicators")
 
 
 def test_coverage_at_the_threshold_passes(tmp_path) -> None:

@@ -39,6 +39,18 @@ def _finish(child: subprocess.Popen[str], timeout: float = 180) -> tuple[int, st
     return child.returncode, out, err
 
 
+def _wait_for_started_run(root: Path, child: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and child.poll() is None:
+        home = root / "dagster_home"
+        if (home / "dagster.yaml").exists():
+            with _instance(root) as instance:
+                if instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTED])):
+                    return
+        time.sleep(0.2)
+    raise AssertionError("the daily run never started")
+
+
 def _instance(root: Path) -> DagsterInstance:
     return DagsterInstance.from_config(str(root / "dagster_home"))
 
@@ -52,8 +64,13 @@ def test_a_killed_daily_never_blocks_the_next_daily_of_its_session(tmp_path, cap
     kills = 3
     for kill in range(kills):
         child = _start(root, "daily", "--date", SESSION)
-        # Anywhere from importing the code to writing the warehouse (a run takes ~10 s).
-        time.sleep(rng.uniform(3.0, 11.0))
+        if kill == 0:
+            # Anywhere from importing the code to writing the warehouse (a run takes ~10 s).
+            time.sleep(rng.uniform(3.0, 11.0))
+        else:
+            # At a random moment of the run itself, so that the dead-run handling is exercised.
+            _wait_for_started_run(root, child)
+            time.sleep(rng.uniform(0.0, 3.0))
         os.killpg(child.pid, signal.SIGKILL)
         child.wait()
         with _instance(root) as instance:
@@ -73,6 +90,7 @@ def test_a_killed_daily_never_blocks_the_next_daily_of_its_session(tmp_path, cap
         assert in_progress == []
         failed = instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.FAILURE]))
     assert len(failed) == left_started
+    assert left_started >= 1, "no kill landed inside a run: the test exercised nothing"
     with capsys.disabled():
         print(f"\n{kills} SIGKILLs of `daily`: {left_started} left a STARTED run, every next "
               "daily ran")

@@ -58,8 +58,15 @@ def negative_volume(prices: pd.DataFrame) -> Finding:
 
 
 def coverage(prices: pd.DataFrame, symbols: pd.DataFrame) -> pd.DataFrame:
-    """Per session: active symbols, how many have a bar, and the share."""
-    active = symbols[symbols["status"] == "active"][["as_of_date", "symbol"]]
+    """Per session: active symbols, how many have a bar, and the share.
+
+    A company listed after the session (today's directory used for a past session) could not
+    have traded then, so it does not count against that session.
+    """
+    listed = symbols["listing_date"].isna() | (
+        pd.to_datetime(symbols["listing_date"]) <= pd.to_datetime(symbols["as_of_date"])
+    )
+    active = symbols[(symbols["status"] == "active") & listed][["as_of_date", "symbol"]]
     active = active.rename(columns={"as_of_date": "trade_date"})
     priced = prices[["trade_date", "symbol"]].assign(has_bar=True)
     joined = active.merge(priced, on=["trade_date", "symbol"], how="left")
@@ -142,3 +149,18 @@ def implausible_actions(actions: pd.DataFrame, prices: pd.DataFrame) -> Finding:
 def _with_reason(rows: pd.DataFrame, reason: str) -> pd.DataFrame:
     keep = [c for c in ("trade_date", "symbol", *PRICE_FIELDS, "volume") if c in rows.columns]
     return rows[keep].assign(reason=reason).reset_index(drop=True)
+
+
+def missing_bars(prices: pd.DataFrame, symbols: pd.DataFrame, sessions: list) -> list[str]:
+    """'SYMBOL: n session(s)' for the active, listed symbols with no bar on some of `sessions`."""
+    listed = symbols["listing_date"].isna() | (
+        pd.to_datetime(symbols["listing_date"]) <= pd.to_datetime(symbols["as_of_date"])
+    )
+    active = symbols[(symbols["status"] == "active") & listed]
+    active = active[active["as_of_date"].isin(sessions)][["as_of_date", "symbol"]]
+    have = set(zip(prices["trade_date"], prices["symbol"], strict=True))
+    counts: dict[str, int] = {}
+    for day, symbol in active.itertuples(index=False, name=None):
+        if (day, symbol) not in have:
+            counts[symbol] = counts.get(symbol, 0) + 1
+    return [f"{symbol}: no bar on {n} session(s)" for symbol, n in sorted(counts.items())]

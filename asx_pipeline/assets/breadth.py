@@ -4,6 +4,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, Output
 
 from asx_pipeline.analytics.breadth import compute_breadth
+from asx_pipeline.analytics.universe import in_universe
 from asx_pipeline.assets.daily import daily_table_asset
 from asx_pipeline.assets.metadata import preview, session_span
 from asx_pipeline.calendar import sessions_in_window
@@ -16,10 +17,13 @@ from asx_pipeline.warehouse.tables import MARKET_BREADTH
     "analytics",
 )
 def market_breadth(
-    context: AssetExecutionContext, daily_indicators: pd.DataFrame, daily_prices: pd.DataFrame
+    context: AssetExecutionContext,
+    daily_indicators: pd.DataFrame,
+    daily_prices: pd.DataFrame,
+    asx_symbols: pd.DataFrame,
 ) -> Output[pd.DataFrame]:
     window = window_of(context.partition_time_window)
-    frame = compute_breadth(daily_indicators, daily_prices)
+    frame = compute_breadth(in_universe(daily_indicators, asx_symbols), daily_prices)
     latest = frame.iloc[-1] if not frame.empty else None
     metadata: dict[str, object] = {
         "row_count": len(frame),

@@ -26,6 +26,7 @@ from asx_pipeline.analytics.report import (
     render_markdown,
     report_title,
 )
+from asx_pipeline.analytics.universe import in_universe
 from asx_pipeline.assets.daily import daily_table_asset
 from asx_pipeline.assets.metadata import session_span
 from asx_pipeline.calendar import sessions_in_window
@@ -102,6 +103,9 @@ def daily_report(
 ) -> Output[pd.DataFrame]:
     window = window_of(context.partition_time_window)
     sessions = sessions_in_window(window.start, window.end)
+    # Rows of symbols that left a session's universe stay stored; the report is of the universe.
+    daily_indicators = in_universe(daily_indicators, asx_symbols)
+    daily_prices = in_universe(daily_prices, asx_symbols)
     days = sorted(set(daily_indicators["trade_date"])) if not daily_indicators.empty else []
     rows = []
     for day in days:

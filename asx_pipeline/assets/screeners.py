@@ -11,6 +11,7 @@ from dagster import AssetExecutionContext, ConfigurableResource, Output
 
 from asx_pipeline.analytics.screener_config import ScreenerSet, load_screeners
 from asx_pipeline.analytics.screening import run_screeners, screening_frame
+from asx_pipeline.analytics.universe import in_universe
 from asx_pipeline.assets.daily import daily_table_asset
 from asx_pipeline.assets.metadata import preview, session_span
 from asx_pipeline.calendar import sessions_in_window
@@ -59,7 +60,8 @@ def screener_results(
 ) -> Output[pd.DataFrame]:
     window = window_of(context.partition_time_window)
     config = screeners.screeners()
-    frame = run_screeners(screening_frame(daily_indicators, daily_prices, asx_symbols), config)
+    tracked = in_universe(daily_indicators, asx_symbols)
+    frame = run_screeners(screening_frame(tracked, daily_prices, asx_symbols), config)
     hits = frame.groupby("screener").size() if not frame.empty else pd.Series(dtype=int)
     return Output(
         frame,

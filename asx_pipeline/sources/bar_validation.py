@@ -49,7 +49,9 @@ def refuse_junk_bars(ticker: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, li
     """
     refused: list[RefusedBar] = []
     junk = pd.Series(False, index=frame.index)
-    previous_close: float | None = None
+    # The first bar has no previous one: start from the median of the first few closes, so that
+    # a first bar in cents is the outlier, not the yardstick every later bar is refused against.
+    previous_close = _typical_close(frame)
     splits = pd.to_numeric(frame["Stock Splits"], errors="coerce").fillna(0)
     for position, (session, row) in enumerate(frame.iterrows()):
         if _is_action_only(row):
@@ -91,16 +93,22 @@ def bar_problem(row: pd.Series) -> str | None:
                 f"{_shown(low)}..{_shown(high)}"
             )
     adjusted = _number(row.get("Adj Close"))
-    if adjusted is not None and adjusted <= 0:
+    if adjusted is None:
+        return "adj_close is missing"
+    if adjusted <= 0:
         return f"adj_close is {_shown(adjusted)}; it must be above zero"
-    volume = row.get("Volume")
-    if volume is not None and not pd.isna(volume):
-        value = _number(volume)
-        if value is None:
-            return f"volume {volume!r} is not a number"
-        if value < 0:
-            return f"volume is {_shown(value)}; it must not be negative"
+    volume = _number(row.get("Volume"))
+    if volume is None:
+        return "volume is missing"
+    if volume < 0:
+        return f"volume is {_shown(volume)}; it must not be negative"
     return None
+
+
+def _typical_close(frame: pd.DataFrame, count: int = 5) -> float | None:
+    closes = pd.to_numeric(frame["Close"], errors="coerce")
+    closes = closes[closes.map(lambda v: math.isfinite(v) and v > 0)].head(count)
+    return float(closes.median()) if not closes.empty else None
 
 
 def _unit_error(close: float, previous_close: float) -> str | None:

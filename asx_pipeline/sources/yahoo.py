@@ -85,7 +85,7 @@ _NETWORK_ERRORS = frozenset(
     }
 )
 _MAX_REASON_CHARS = 300
-_URL_QUERY = re.compile(r"(https?://[^\s?]+)\?\S*")
+_URL_QUERY = re.compile(r"\?[^\s'\"),]*")
 
 
 def is_transient(error: BaseException) -> bool:
@@ -111,8 +111,8 @@ def describe_error(error: BaseException) -> str:
     elif isinstance(error, json.JSONDecodeError):
         text = f"Yahoo's answer was not valid JSON ({error.msg} at char {error.pos})"
     else:
-        # An HTTPError's text repeats the URL, whose query carries the session's crumb.
-        detail = _URL_QUERY.sub(r"\1", " ".join(str(error).split()))
+        # HTTP errors repeat the URL (or its path), whose query carries the session's crumb.
+        detail = _URL_QUERY.sub("", " ".join(str(error).split()))
         text = f"{type(error).__name__}: {detail}" if detail else type(error).__name__
     return text[:_MAX_REASON_CHARS]
 
@@ -225,7 +225,11 @@ class YahooMarketData:
                 failure=f"{describe_error(error)}{attempts}",
                 transient=transient,
             )
-        return _to_canonical(ticker, frame, first, last)
+        try:
+            return _to_canonical(ticker, frame, first, last)
+        except Exception as error:  # one odd answer must not cost the other tickers their day
+            _log.exception("could not read Yahoo's answer for %s", ticker)
+            return _failed(f"could not read Yahoo's answer: {describe_error(error)}")
 
     def _history_with_retries(self, ticker: str, first: dt.date, last: dt.date) -> pd.DataFrame:
         retrying = tenacity.Retrying(

@@ -61,7 +61,8 @@ class RequestLimiter:
             now = self._clock()
             if now < self._next_free:
                 self._sleep(self._next_free - now)
-                now = self._next_free
+                # A sleep can overrun: space the next start from when this one really starts.
+                now = max(self._clock(), self._next_free)
             self._next_free = now + self.interval
 
     @contextmanager
