@@ -37,6 +37,7 @@ from asx_pipeline.warehouse.frames import WarehouseError, Window
 from asx_pipeline.warehouse.postgres_backend import dsn_passwords
 from asx_pipeline.warehouse.rest_backend import SupabaseRestWarehouse
 from asx_pipeline.warehouse.tables import DAILY_PRICES
+from asx_pipeline_tests.test_cli import _environment as cli_environment
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -90,23 +91,9 @@ class Outcome:
 
 
 def _environment(root: Path, **extra: str) -> dict[str, str]:
-    """As cron or systemd would run it: nothing of this machine's ASX_/SUPABASE_ settings."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("ASX_", "SUPABASE_", "DAGSTER_"))
-    }
-    return {
-        **env,
-        "ASX_MARKET_DATA": "sample",
-        "ASX_UNIVERSE": "top:5",
-        "ASX_DATA_DIR": str(root / "data"),
-        "DAGSTER_HOME": str(root / "dagster_home"),
-        "ASX_SCREENERS_FILE": str(REPO_ROOT / "config" / "screeners.yml"),
-        # A connection refused is retried by the warehouse itself; step retries only add minutes.
-        "ASX_STEP_MAX_RETRIES": "0",
-        **extra,
-    }
+    """As cron or systemd would run it (test_cli's environment); a connection refused is retried
+    by the warehouse itself, so step retries would only add minutes."""
+    return cli_environment(root, ASX_STEP_MAX_RETRIES="0", **extra)
 
 
 def _run(root: Path, argv: list[str], **extra: str) -> Outcome:

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
-import requests
 import tenacity
 
 from asx_pipeline.sources.market_data import (
@@ -22,7 +21,7 @@ from asx_pipeline.sources.market_data import (
     IntradaySnapshot,
     MarketDataError,
 )
-from asx_pipeline.sources.yahoo import shared_yfinance_session
+from asx_pipeline.sources.yahoo import describe_error, is_transient, shared_yfinance_session
 from asx_pipeline.sources.yahoo_http import RequestLimiter, limit_session, process_limiter
 
 QUOTE_URL = "https://query1.finance.yahoo.com/v7/finance/quote"
@@ -103,13 +102,20 @@ class YahooIntradayQuotes:
             body = YfData(session=self._session).get_raw_json(
                 QUOTE_URL, params={"symbols": ",".join(batch), "fields": _FIELDS}
             )
-        except requests.HTTPError as error:
-            status = error.response.status_code if error.response is not None else None
+        except Exception as error:
+            # requests' or curl_cffi's exceptions (production's session is curl_cffi's): an
+            # HTTP error carries its response; the rest are judged as the daily bars' are.
+            response = getattr(error, "response", None)
+            status = getattr(response, "status_code", None)
             if status == 429 or (status is not None and status >= 500):
                 raise _Retryable(f"HTTP {status}") from error
-            raise MarketDataError(f"Yahoo refused the quote request: HTTP {status}") from error
-        except (requests.ConnectionError, requests.Timeout) as error:
-            raise _Retryable(type(error).__name__) from error
+            if status is not None:
+                raise MarketDataError(
+                    f"Yahoo refused the quote request: HTTP {status}"
+                ) from error
+            if is_transient(error):
+                raise _Retryable(describe_error(error)) from error
+            raise
         return quotes_frame(body)
 
 

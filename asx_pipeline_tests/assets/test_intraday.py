@@ -157,3 +157,31 @@ def test_yahoo_refuses_a_snapshot_of_the_past():
     quotes = YahooIntradayQuotes(now=lambda: _at(15, 0))
     with pytest.raises(MarketDataError, match="past snapshots cannot be fetched"):
         quotes.intraday_snapshot(["BHP.AX"], _at(10, 0))
+
+
+def test_yahoo_quote_requests_are_retried_on_429(fixtures_dir, tmp_path):
+    # Through the real yfinance and a fake Yahoo on 127.0.0.1: the 429 (asked twice by yfinance
+    # itself, which then raises YFRateLimitError) is retried; the fake then answers with no quote.
+    from asx_pipeline.sources.yahoo_http import RequestLimiter
+    from asx_pipeline_tests.fake_yahoo import (
+        Endpoint,
+        FakeYahoo,
+        Fault,
+        loopback_session,
+        reset_yfinance,
+    )
+
+    reset_yfinance(tmp_path / "cache")
+    with FakeYahoo(fixtures_dir) as fake:
+        fake.fail_endpoint(Endpoint.QUOTE, Fault.TOO_MANY_REQUESTS, times=2)
+        quotes = YahooIntradayQuotes(
+            session=loopback_session(fake),
+            limiter=RequestLimiter(100.0, 2),
+            retry_wait_initial=0.01,
+            now=lambda: _at(11, 0),
+        )
+        snapshot = quotes.intraday_snapshot(["BHP.AX"], _at(11, 0))
+        statuses = [r.status for r in fake.stats().requests if r.endpoint is Endpoint.QUOTE]
+    reset_yfinance()
+    assert statuses == [429, 429, 200]
+    assert snapshot.failed == {"BHP.AX": "no quote in Yahoo's answer"}
