@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     from dagster import AssetKey
-    from dagster._utils.error import SerializableErrorInfo
 
 REPO_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
 DEMO_SESSIONS = 60
@@ -318,6 +317,7 @@ def _run_and_report(
     """
     from dagster import DagsterInstance
 
+    from asx_pipeline.automation import failure_reason
     from asx_pipeline.runs import (
         DaemonGoneError,
         PartitionBusyError,
@@ -373,7 +373,8 @@ def _run_and_report(
     if not outcome.success:
         print(f"FAILED: run {outcome.run_id}", file=sys.stderr)
         for step_key, error in outcome.step_failures:
-            print(f"  step {step_key}: {step_error(error)}", file=sys.stderr)
+            # The step's own error, not Dagster's "Exceeded max_retries" when retries ran out.
+            print(f"  step {step_key}: {failure_reason(error)}", file=sys.stderr)
         if not outcome.step_failures:
             # No step failed: the run itself did (could not launch, its process died, ...).
             reason = run_failure_message(instance, outcome.run_id) or "no reason recorded"
@@ -384,14 +385,6 @@ def _run_and_report(
     _print_failed_symbols(failed_symbols, sys.stdout)
     print(f"OK: run {outcome.run_id}")
     return 0
-
-
-def step_error(error: SerializableErrorInfo | None) -> str:
-    """The error that made a step fail: when retries ran out, the last attempt's own error
-    (Dagster's "Exceeded max_retries" says only that there were retries)."""
-    from asx_pipeline.automation import failure_reason
-
-    return failure_reason(error)
 
 
 def _print_failed_symbols(failed_symbols: str, stream: TextIO) -> None:

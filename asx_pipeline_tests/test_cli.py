@@ -158,7 +158,7 @@ def test_json_logs_carry_run_asset_and_partition_on_every_line(tmp_path):
 def test_a_failed_steps_summary_is_its_own_error_not_the_retry_count() -> None:
     from dagster._utils.error import SerializableErrorInfo
 
-    from asx_pipeline.cli import step_error
+    from asx_pipeline.automation import failure_reason
 
     cause = SerializableErrorInfo(
         "DirectoryUnavailableError: could not fetch the ASX directory from "
@@ -168,8 +168,8 @@ def test_a_failed_steps_summary_is_its_own_error_not_the_retry_count() -> None:
     )
     exhausted = SerializableErrorInfo("Exceeded max_retries of 2\n", [], "Failure", cause=cause)
 
-    assert step_error(exhausted) == (
+    assert failure_reason(exhausted) == (
         "DirectoryUnavailableError: could not fetch the ASX directory from "
         "https://example.invalid/dir.csv: ConnectionError"
     )
-    assert step_error(None) == "unknown error"
+    assert failure_reason(None) == "unknown error"
