@@ -63,6 +63,18 @@ def sessions_in_window(start: dt.date, end: dt.date) -> list[dt.date]:
     return sessions_between(start, end - dt.timedelta(days=1))
 
 
+def sydney_today(now: dt.datetime | None = None) -> dt.date:
+    """The date in Sydney now: the ASX's own idea of "today"."""
+    return (now or dt.datetime.now(dt.UTC)).astimezone(SYDNEY).date()
+
+
+def session_before(day: dt.date, count: int = 1) -> dt.date | None:
+    """The session `count` sessions before `day` (a session or not); None before the calendar."""
+    sessions = asx_calendar().sessions
+    index = int(sessions.searchsorted(pd.Timestamp(day))) - count
+    return sessions[index].date() if index >= 0 else None
+
+
 def session_close(session: dt.date) -> dt.datetime:
     """When the session closes, in UTC (early closes, such as Christmas Eve, included)."""
     return asx_calendar().session_close(pd.Timestamp(session)).to_pydatetime()

@@ -90,6 +90,22 @@ def _parser() -> argparse.ArgumentParser:
     symbols.add_argument("--date", type=_date, help="The session (default: the latest final).")
     symbols.set_defaults(command=_symbols)
 
+    directory = commands.add_parser("directory", help="ASX company directory snapshots.")
+    directory_commands = directory.add_subparsers(title="directory commands")
+    directory_import = directory_commands.add_parser(
+        "import",
+        help="Store dated ASX directory CSV files as snapshots (idempotent); the capture date "
+        "is the YYYY-MM-DD in each file name.",
+    )
+    directory_import.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    directory_import.add_argument(
+        "--as-of", type=_date, help="The capture date of a single file whose name has none."
+    )
+    directory_import.add_argument(
+        "--code-changes", action="store_true", help="List every code change the files show."
+    )
+    directory_import.set_defaults(command=_directory_import)
+
     status = commands.add_parser(
         "status",
         help="Per asset: latest session, last run, failing checks. Exit 1 when stale or failed.",
@@ -436,6 +452,42 @@ def _universe_listing(first: dt.date, last: dt.date) -> str:
             f"{row.company_name}"
         )
     return "\n".join(lines)
+
+
+_CODE_CHANGES_SHOWN = 10
+
+
+def _directory_import(args: argparse.Namespace) -> int:
+    from asx_pipeline.definitions import open_warehouse
+    from asx_pipeline.sources.asx_directory import DirectoryError
+    from asx_pipeline.sources.directory_archive import ArchiveError, import_archive
+
+    warehouse = open_warehouse()
+    try:
+        result = import_archive(warehouse, args.files, args.as_of)
+    except (ArchiveError, DirectoryError) as error:
+        print(f"Nothing was imported: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    added = sorted(result.added)
+    if added:
+        print(
+            f"Added {len(added)} snapshot(s) ({added[0]} .. {added[-1]}): "
+            f"{sum(result.added.values())} company rows, {result.companies} distinct companies."
+        )
+    else:
+        print("Added no snapshot.")
+    if result.already_stored:
+        print(f"Already stored, left as they were: {len(result.already_stored)} snapshot(s).")
+    changes = result.code_changes
+    shown = changes if args.code_changes else changes[:_CODE_CHANGES_SHOWN]
+    if changes:
+        print(f"Code changes between the files: {len(changes)}")
+    for day, change in shown:
+        print(f"  by {day}: {change}")
+    if len(shown) < len(changes):
+        print(f"  and {len(changes) - len(shown)} more (all of them: --code-changes)")
+    print(f"Warehouse: {warehouse.describe()}")
+    return 0
 
 
 def _status(args: argparse.Namespace) -> int:

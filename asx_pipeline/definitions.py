@@ -40,6 +40,8 @@ def market_data_resource(settings: Settings) -> MarketDataResource:
         yahoo_max_retries=settings.asx_yahoo_max_retries,
         yahoo_timeout_seconds=settings.asx_yahoo_timeout_seconds,
         min_coverage=settings.asx_min_coverage,
+        start_date=settings.asx_start_date.isoformat(),
+        history_sessions=settings.asx_history_sessions,
         data_delay_minutes=settings.asx_data_delay_minutes,
     )
 

@@ -72,6 +72,13 @@ class Settings(BaseSettings):
     asx_data_dir: Path = Field(Path("data"), description="Folder for DuckDB, caches and reports.")
     asx_universe: str = Field("top:200", description="`top:N` by market cap, `all`, or codes.")
     asx_start_date: dt.date = Field(DEFAULT_START_DATE, description="First daily partition.")
+    asx_history_sessions: int | None = Field(
+        None,
+        ge=1,
+        le=20000,
+        description="How many sessions of history a company joining the universe gets; "
+        "unset: back to ASX_START_DATE.",
+    )
     asx_directory_source: str = Field(
         DEFAULT_DIRECTORY_URL, description="URL or local path of the ASX company directory CSV."
     )

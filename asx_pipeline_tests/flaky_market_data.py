@@ -26,6 +26,8 @@ class FlakyMarketData:
     """The sample source, except that the first FAILURES price requests are throttled."""
 
     name = "sample"
+    point_in_time_directory = True
+    directory_origin = "sample"
 
     def __init__(self, attempts_file: Path) -> None:
         self._inner = SampleMarketData()
@@ -35,14 +37,14 @@ class FlakyMarketData:
         return self._inner.directory(as_of)
 
     def price_history(
-        self, tickers: Sequence[str], first: dt.date, last: dt.date
+        self, tickers: Sequence[str], first: dt.date, last: dt.date, history_from=None
     ) -> PriceHistory:
         # Counted in a file: Dagster may build a fresh resource for each attempt of the step.
         attempts = int(self._attempts_file.read_text() or 0) if self._attempts_file.exists() else 0
         self._attempts_file.write_text(str(attempts + 1))
         if attempts < FAILURES:
             raise MarketDataError(f"HTTP 429 Too Many Requests (attempt {attempts + 1})")
-        return self._inner.price_history(tickers, first, last)
+        return self._inner.price_history(tickers, first, last, history_from)
 
 
 class FlakyMarketDataResource(MarketDataResource):

@@ -32,6 +32,8 @@ class _Defective:
     """The sample source with one defect planted in what it returns."""
 
     name = "sample"
+    point_in_time_directory = True
+    directory_origin = "sample"
 
     def __init__(self, defect: str) -> None:
         self.source = SampleMarketData()
@@ -45,8 +47,10 @@ class _Defective:
             directory.loc[late, "listing_date"] = LISTED_ON
         return directory
 
-    def price_history(self, tickers: Sequence[str], first: dt.date, last: dt.date) -> PriceHistory:
-        history = self.source.price_history(tickers, first, last)
+    def price_history(
+        self, tickers: Sequence[str], first: dt.date, last: dt.date, history_from=None
+    ) -> PriceHistory:
+        history = self.source.price_history(tickers, first, last, history_from)
         prices, actions = history.prices.copy(), history.actions.copy()
         bhp = prices["yahoo_ticker"] == "BHP.AX"
         if self.defect == "negative_price":

@@ -8,6 +8,7 @@ Either can still be materialised alone (`can_subset`).
 
 import datetime as dt
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pandas as pd
 from dagster import (
@@ -18,9 +19,11 @@ from dagster import (
     Failure,
     MetadataValue,
     Output,
+    ResourceParam,
     multi_asset,
 )
 
+from asx_pipeline.analytics.point_in_time import Joiner, joiners
 from asx_pipeline.assets.metadata import (
     FAILED_SYMBOLS,
     REFUSED_BARS,
@@ -28,22 +31,39 @@ from asx_pipeline.assets.metadata import (
     preview,
     session_span,
 )
-from asx_pipeline.calendar import asx_trading_days, sessions_in_window
+from asx_pipeline.assets.symbols import read_snapshots, universe_on
+from asx_pipeline.calendar import asx_trading_days, session_before, sessions_in_window
 from asx_pipeline.retries import yahoo_retry_policy
-from asx_pipeline.sources.market_data import PriceHistory
+from asx_pipeline.sources.market_data import PriceHistory, yahoo_ticker
 from asx_pipeline.sources.resource import YAHOO_POOL, MarketDataResource
-from asx_pipeline.warehouse.io_manager import window_of
+from asx_pipeline.warehouse.backend import WarehouseBackend
+from asx_pipeline.warehouse.frames import Window, conform_frame
+from asx_pipeline.warehouse.io_manager import WarehouseIOManager, window_of
 from asx_pipeline.warehouse.tables import CORPORATE_ACTIONS, DAILY_PRICES
 
 
 def prices_frame(
-    history: PriceHistory, symbols: pd.DataFrame, source: str, ingested_at: dt.datetime
+    history: PriceHistory,
+    symbols: pd.DataFrame,
+    source: str,
+    ingested_at: dt.datetime,
+    history_from: dict[str, dt.date] | None = None,
 ) -> pd.DataFrame:
-    """Bars keyed by (trade_date, symbol), kept only where the symbol was tracked that session."""
+    """Bars keyed by (trade_date, symbol), kept only where the symbol was tracked that session,
+    except for the tickers of `history_from` (joining the universe): all of theirs from there."""
     tracked = symbols[["as_of_date", "symbol", "yahoo_ticker"]].rename(
         columns={"as_of_date": "trade_date"}
     )
     bars = history.prices.merge(tracked, on=["trade_date", "yahoo_ticker"], how="inner")
+    if history_from:
+        joining = history.prices[history.prices["yahoo_ticker"].isin(list(history_from))]
+        starts = joining["yahoo_ticker"].map(history_from)
+        joining = joining[joining["trade_date"] >= starts].assign(
+            symbol=lambda f: f["yahoo_ticker"].str.removesuffix(".AX")
+        )
+        bars = pd.concat([bars, joining], ignore_index=True).drop_duplicates(
+            ["trade_date", "yahoo_ticker"]
+        )
     bars = bars.assign(source=source, ingested_at=pd.Timestamp(ingested_at))
     return bars[DAILY_PRICES.column_names]
 
@@ -81,7 +101,10 @@ def actions_frame(history: PriceHistory, symbols: pd.DataFrame, source: str) -> 
     pool=YAHOO_POOL,
 )
 def market_bars(
-    context: AssetExecutionContext, market_data: MarketDataResource, asx_symbols: pd.DataFrame
+    context: AssetExecutionContext,
+    market_data: MarketDataResource,
+    warehouse_io_manager: ResourceParam[WarehouseIOManager],
+    asx_symbols: pd.DataFrame,
 ) -> Iterator[Output[pd.DataFrame]]:
     window = window_of(context.partition_time_window)
     sessions = sessions_in_window(window.start, window.end)
@@ -103,9 +126,17 @@ def market_bars(
         )
     tickers = sorted(asx_symbols["yahoo_ticker"].unique())
     client = market_data.client()
-    context.log.info(f"Fetching {len(tickers)} tickers for {window} from {client.name}")
-    history = client.price_history(tickers, sessions[0], sessions[-1])
-    prices = prices_frame(history, asx_symbols, client.name, dt.datetime.now(dt.UTC))
+    warehouse = warehouse_io_manager.warehouse()
+    load = plan_history(market_data, warehouse, asx_symbols, sessions)
+    history_from = load.history_from if load else {}
+    joining = f", {len(history_from)} of them from {load.start} (joining)" if load else ""
+    context.log.info(f"Fetching {len(tickers)} tickers for {window} from {client.name}{joining}")
+    history = client.price_history(tickers, sessions[0], sessions[-1], history_from)
+    now = dt.datetime.now(dt.UTC)
+    all_prices = prices_frame(history, asx_symbols, client.name, now, history_from)
+    all_actions = actions_frame(history, asx_symbols, client.name)
+    prices, early_prices = _split_at(all_prices, "trade_date", window.start)
+    actions, early_actions = _split_at(all_actions, "ex_date", window.start)
     if prices.empty:
         refused = f"; {len(history.refused)} bar(s) refused as junk" if history.refused else ""
         raise Failure(
@@ -123,14 +154,21 @@ def market_bars(
     for bar in history.refused:
         context.log.warning(f"Refused {bar}; any stored row for it is kept")
     selected = {key.path[-1] for key in context.selected_asset_keys}
+    written = {}
+    if load is not None:
+        written = write_history(warehouse, load, window, selected, early_prices, early_actions)
+        for line in load.lines(all_prices):
+            context.log.info(f"History loaded: {line}")
     if "daily_prices" in selected:
         yield Output(
             prices,
             output_name="daily_prices",
-            metadata=_prices_metadata(prices, tickers, history),
+            metadata={
+                **_prices_metadata(prices, tickers, history),
+                **_history_metadata(load, all_prices, written.get("daily_prices", 0)),
+            },
         )
     if "corporate_actions" in selected:
-        actions = actions_frame(history, asx_symbols, client.name)
         yield Output(
             actions,
             output_name="corporate_actions",
@@ -139,10 +177,112 @@ def market_bars(
                 "dividends": int((actions["action"] == "dividend").sum()),
                 "splits": int((actions["action"] == "split").sum()),
                 "kept_previous_rows_for": names(_symbol(t) for t in history.failed),
+                "history_rows_written": written.get("corporate_actions", 0),
                 **session_span(sessions),
                 "preview": preview(actions),
             },
         )
+
+
+@dataclass
+class HistoryLoad:
+    """Companies that join the universe in a run, and where their history is fetched from."""
+
+    start: dt.date
+    joiners: list[Joiner]
+
+    @property
+    def history_from(self) -> dict[str, dt.date]:
+        # One start for all (the earliest any of them needs): scope-limited writes below delete
+        # only what the fetch brings back, and one start keeps that true per table.
+        return {yahoo_ticker(joiner.symbol): self.start for joiner in self.joiners}
+
+    def lines(self, prices: pd.DataFrame) -> list[str]:
+        """One line per joiner: what it is, why it joined, how many bars it got."""
+        counts = prices["symbol"].value_counts().to_dict() if not prices.empty else {}
+        return [
+            f"{j.symbol} joins on {j.session}: {j.reason}; {counts.get(j.symbol, 0)} bars "
+            f"from {self.start}"
+            for j in self.joiners
+        ]
+
+
+def plan_history(
+    market_data: MarketDataResource,
+    warehouse: WarehouseBackend,
+    asx_symbols: pd.DataFrame,
+    sessions: list[dt.date],
+) -> HistoryLoad | None:
+    """The symbols of the window that were not in the universe on the session before, with
+    history to load (see MarketDataResource.history_from); None when there are none.
+
+    The session before the window gets its universe by the same point-in-time rule, from the
+    stored snapshots, so a rerun finds the same joiners. Before the first partition nobody joins:
+    there is no history to load.
+    """
+    previous = session_before(sessions[0])
+    start = dt.date.fromisoformat(market_data.start_date) if market_data.start_date else None
+    if previous is None or (start is not None and previous < start):
+        # The window opens on the first partition: its universe joins nothing.
+        first = asx_symbols.loc[asx_symbols["as_of_date"] == sessions[0], "symbol"]
+        before, before_snapshot, directories = set(first), None, {}
+    else:
+        earlier = universe_on(warehouse, market_data.universe, [previous])
+        before, before_snapshot = earlier.on(previous), earlier.snapshot_of(previous)
+        directories = earlier.directories
+    used = sorted(set(asx_symbols["snapshot_captured_on"].dropna()) - set(directories))
+    directories = {**directories, **read_snapshots(warehouse, used)}
+    found = joiners(asx_symbols, before, before_snapshot, directories)
+    starts = {j.symbol: market_data.history_from(j.session) for j in found}
+    loading = [j for j in found if starts[j.symbol] is not None]
+    if not loading:
+        return None
+    return HistoryLoad(min(starts[j.symbol] for j in loading), loading)
+
+
+def write_history(
+    warehouse: WarehouseBackend,
+    load: HistoryLoad,
+    window: Window,
+    selected: set[str],
+    prices: pd.DataFrame,
+    actions: pd.DataFrame,
+) -> dict[str, int]:
+    """Write the joiners' rows from before the window; table -> rows written.
+
+    Only those symbols' rows are touched: daily_prices replaces by (trade_date, symbol) and
+    corporate_actions by symbol, so every other stored row of those sessions stays.
+    """
+    if load.start >= window.start:
+        return {}
+    earlier = Window(load.start, window.start)
+    written = {}
+    for table, frame in ((DAILY_PRICES, prices), (CORPORATE_ACTIONS, actions)):
+        if table.name in selected and not frame.empty:
+            conformed = conform_frame(table, earlier, frame)
+            written[table.name] = warehouse.replace_window(table, earlier, conformed)
+    return written
+
+
+def _split_at(
+    frame: pd.DataFrame, column: str, start: dt.date
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rows on or after `start`, rows before it)."""
+    early = frame[column] < start
+    return frame[~early].reset_index(drop=True), frame[early].reset_index(drop=True)
+
+
+def _history_metadata(
+    load: HistoryLoad | None, prices: pd.DataFrame, written: int
+) -> dict[str, object]:
+    if load is None:
+        return {"history_loaded_for": "none", "history_rows_written": 0}
+    return {
+        "history_loaded_for": MetadataValue.md(_bullets(load.lines(prices))),
+        "history_symbols": len(load.joiners),
+        "history_from": load.start.isoformat(),
+        "history_rows_written": written,
+    }
 
 
 def _symbol(ticker: str) -> str:

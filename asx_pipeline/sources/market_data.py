@@ -7,7 +7,7 @@ where numbers come from and nothing else.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -68,15 +68,28 @@ class MarketDataSource(Protocol):
     """A source of the ASX directory and of daily bars and corporate actions."""
 
     name: str
+    # True when `directory(as_of)` is the directory as it was on any `as_of` (the sample source);
+    # False when it is only ever today's (the ASX publishes nothing else).
+    point_in_time_directory: bool
+    # Where the directory comes from, for people (never a token): stored with each snapshot.
+    directory_origin: str
 
     def directory(self, as_of: dt.date) -> pd.DataFrame:
         """The listed companies known on `as_of`, with DIRECTORY_COLUMNS."""
         ...
 
     def price_history(
-        self, tickers: Sequence[str], first: dt.date, last: dt.date
+        self,
+        tickers: Sequence[str],
+        first: dt.date,
+        last: dt.date,
+        history_from: Mapping[str, dt.date] | None = None,
     ) -> PriceHistory:
-        """Daily bars and actions for `tickers` (Yahoo form, `BHP.AX`) from first to last."""
+        """Daily bars and actions for `tickers` (Yahoo form, `BHP.AX`) from first to last.
+
+        A ticker in `history_from` is fetched from that date instead (a company joining the
+        universe gets its history): still one request per ticker.
+        """
         ...
 
 

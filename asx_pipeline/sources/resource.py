@@ -10,7 +10,7 @@ from typing import Literal
 from dagster import ConfigurableResource, Failure
 from pydantic import PrivateAttr
 
-from asx_pipeline.calendar import SessionNotFinalError, ensure_sessions_final
+from asx_pipeline.calendar import SessionNotFinalError, ensure_sessions_final, session_before
 from asx_pipeline.sources.market_data import MarketDataSource
 
 # The Dagster concurrency pool of every asset that calls Yahoo. Its limit (1) is set in both
@@ -32,6 +32,10 @@ class MarketDataResource(ConfigurableResource):
     yahoo_max_retries: int = 5
     yahoo_timeout_seconds: float = 30.0
     min_coverage: float = 0.9
+    # A company joining the universe gets its history back to start_date (ISO; the first
+    # partition), or only history_sessions sessions back when that is set.
+    start_date: str = ""
+    history_sessions: int | None = None
     data_delay_minutes: int = 30
 
     _client: MarketDataSource | None = PrivateAttr(default=None)
@@ -52,6 +56,14 @@ class MarketDataResource(ConfigurableResource):
             # A Failure shows its description as-is in the UI, without a stack trace.
             # Not retried: waiting minutes (RetryPolicy) would not make the session final.
             raise Failure(str(error), allow_retries=False) from None
+
+    def history_from(self, joins_on: dt.date) -> dt.date | None:
+        """Where a company joining on `joins_on` gets its history from; None if nothing to load."""
+        first = dt.date.fromisoformat(self.start_date) if self.start_date else None
+        if self.history_sessions is not None:
+            back = session_before(joins_on, self.history_sessions)
+            first = max(filter(None, (first, back)), default=None)
+        return first if first is not None and first < joins_on else None
 
     @cached_property
     def cache_dir(self) -> Path:

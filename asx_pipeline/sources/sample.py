@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -74,6 +74,8 @@ class SampleMarketData:
     """The `sample` source: realistic ASX companies, synthetic but repeatable prices."""
 
     name = "sample"
+    point_in_time_directory = True
+    directory_origin = "sample"
 
     def __init__(self, symbols: int | None = None) -> None:
         self.companies = sample_universe(symbols)
@@ -89,13 +91,18 @@ class SampleMarketData:
         return frame.sort_values("symbol").reset_index(drop=True)
 
     def price_history(
-        self, tickers: Sequence[str], first: dt.date, last: dt.date
+        self,
+        tickers: Sequence[str],
+        first: dt.date,
+        last: dt.date,
+        history_from: Mapping[str, dt.date] | None = None,
     ) -> PriceHistory:
         sessions = _sessions()
-        start = int(np.searchsorted(sessions, np.datetime64(first)))
         stop = int(np.searchsorted(sessions, np.datetime64(last), side="right"))
         price_frames, action_frames, failed = [], [], {}
         for ticker in tickers:
+            begin = min((history_from or {}).get(ticker, first), first)
+            start = int(np.searchsorted(sessions, np.datetime64(begin)))
             company = self._by_symbol.get(ticker.removesuffix(".AX"))
             if company is None or not ticker.endswith(".AX"):
                 failed[ticker] = "not in the sample universe"

@@ -19,7 +19,7 @@ import json
 import logging
 import math
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,7 +36,7 @@ from yfinance import cache as yf_cache
 from yfinance.exceptions import YFDataException, YFRateLimitError
 
 from asx_pipeline.calendar import SYDNEY
-from asx_pipeline.sources.asx_directory import load_directory
+from asx_pipeline.sources.asx_directory import load_directory, redact_url
 from asx_pipeline.sources.bar_validation import RefusedBar, refuse_junk_bars
 from asx_pipeline.sources.market_data import (
     ACTION_COLUMNS,
@@ -130,6 +130,7 @@ class YahooMarketData:
     """The `yahoo` market-data source: real ASX prices via yfinance, one request per ticker."""
 
     name = "yahoo"
+    point_in_time_directory = False
 
     def __init__(
         self,
@@ -170,6 +171,10 @@ class YahooMarketData:
         yf.config.debug.hide_exceptions = False
 
     @property
+    def directory_origin(self) -> str:
+        return redact_url(self._directory_source)
+
+    @property
     def session(self) -> Any:
         """The (limited) HTTP session every Yahoo request of this source goes through."""
         return self._session
@@ -183,15 +188,25 @@ class YahooMarketData:
             )
         return self._directory.copy()
 
-    def price_history(self, tickers: Sequence[str], first: dt.date, last: dt.date) -> PriceHistory:
-        """Bars and actions with a Sydney trade date in [first, last]: one request per ticker
-        for the whole range, at most `max_concurrency` at once."""
+    def price_history(
+        self,
+        tickers: Sequence[str],
+        first: dt.date,
+        last: dt.date,
+        history_from: Mapping[str, dt.date] | None = None,
+    ) -> PriceHistory:
+        """Bars and actions with a Sydney trade date in [first, last] (from `history_from[t]`
+        for a ticker listed there): one request per ticker for its whole range, at most
+        `max_concurrency` at once."""
         if last < first:
             raise ValueError(f"last ({last}) is before first ({first})")
         wanted = list(dict.fromkeys(t.strip().upper() for t in tickers))
+        starts = {t.strip().upper(): day for t, day in (history_from or {}).items()}
         self._prepare_caches(wanted)
         with ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="yahoo") as pool:
-            results = list(pool.map(lambda t: self._ticker(t, first, last), wanted))
+            results = list(
+                pool.map(lambda t: self._ticker(t, min(starts.get(t, first), first), last), wanted)
+            )
         prices, actions, refused, failed, exhausted = [], [], [], {}, set()
         for ticker, result in zip(wanted, results, strict=True):
             if result.failure is not None:

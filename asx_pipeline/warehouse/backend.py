@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -28,6 +29,19 @@ class WarehouseBackend(Protocol):
         self, table: TableSpec, window: Window, columns: Sequence[str] | None = None
     ) -> pd.DataFrame:
         """Exactly the rows of `table` in `window`, ordered by the table's key."""
+        ...
+
+    def append_partitions(self, table: TableSpec, frame: pd.DataFrame) -> int:
+        """Add the partitions of `frame` that `table` does not hold yet; return rows added.
+
+        For append-only tables (`TableSpec.append_only`). A partition (one value of the partition
+        column) already stored is skipped whole, never merged into or replaced, so appending the
+        same frame twice adds nothing the second time. Atomic like `replace_window`.
+        """
+        ...
+
+    def partition_values(self, table: TableSpec) -> list[dt.date]:
+        """The distinct values of `table`'s partition column that are stored, ascending."""
         ...
 
     def describe(self) -> str:

@@ -9,6 +9,7 @@ with "Could not set lock on file".
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import fcntl
 import time
 from collections.abc import Iterator, Sequence
@@ -17,7 +18,14 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from asx_pipeline.warehouse.frames import WarehouseError, Window, coerce_types, empty_frame
+from asx_pipeline.warehouse.frames import (
+    WarehouseError,
+    Window,
+    coerce_types,
+    empty_frame,
+    refuse_append_to_windowed,
+    refuse_replace_of_append_only,
+)
 from asx_pipeline.warehouse.tables import TABLES, ColumnType, TableSpec
 
 _SQL_TYPES: dict[ColumnType, str] = {
@@ -49,6 +57,29 @@ def _scope_condition(table: TableSpec) -> str:
     return f" AND ({columns}) IN (SELECT DISTINCT {columns} FROM incoming_rows)"
 
 
+def _create_or_upgrade(connection: duckdb.DuckDBPyConnection) -> None:
+    """Create missing tables, and add columns a newer tables.py has to a file made before.
+
+    The file is its own migration history: a column added to a table later is always nullable
+    (tables.py), so rows stored before it simply hold null there.
+    """
+    for table in TABLES.values():
+        connection.execute(create_table_sql(table))
+        stored = {
+            row[0]
+            for row in connection.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ?",
+                [table.name],
+            ).fetchall()
+        }
+        for column in table.columns:
+            if column.name not in stored:
+                connection.execute(
+                    f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" '
+                    f"{_SQL_TYPES[column.type]}"
+                )
+
+
 class DuckDBWarehouse:
     """A DuckDB file shared safely by every process of one machine."""
 
@@ -58,11 +89,13 @@ class DuckDBWarehouse:
         self.path = Path(path)
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.lock_timeout_seconds = lock_timeout_seconds
+        self._schema_ready = False
 
     def describe(self) -> str:
         return f"DuckDB file {self.path.resolve()}"
 
     def replace_window(self, table: TableSpec, window: Window, frame: pd.DataFrame) -> int:
+        refuse_replace_of_append_only(table)
         ordered = frame[table.column_names]
         columns = ", ".join(f'"{name}"' for name in table.column_names)
         with self._connection() as connection:
@@ -87,6 +120,37 @@ class DuckDBWarehouse:
                 ) from error
         return len(ordered)
 
+    def append_partitions(self, table: TableSpec, frame: pd.DataFrame) -> int:
+        refuse_append_to_windowed(table)
+        ordered = frame[table.column_names]
+        columns = ", ".join(f'"{name}"' for name in table.column_names)
+        part = f'"{table.partition_column}"'
+        with self._connection() as connection:
+            try:
+                connection.execute("BEGIN TRANSACTION")
+                connection.register("incoming_rows", ordered)
+                added = connection.execute(
+                    f'INSERT INTO "{table.name}" ({columns}) SELECT {columns} FROM incoming_rows '
+                    f'WHERE {part} NOT IN (SELECT DISTINCT {part} FROM "{table.name}") '
+                    "RETURNING 1"
+                ).fetchall()
+                connection.unregister("incoming_rows")
+                connection.execute("COMMIT")
+            except duckdb.Error as error:
+                connection.execute("ROLLBACK")
+                raise WarehouseError(
+                    f"{table.name}: DuckDB refused the append, nothing was changed: {error}"
+                ) from error
+        return len(added)
+
+    def partition_values(self, table: TableSpec) -> list[dt.date]:
+        part = f'"{table.partition_column}"'
+        with self._connection() as connection:
+            rows = connection.execute(
+                f'SELECT DISTINCT {part} FROM "{table.name}" ORDER BY {part}'
+            ).fetchall()
+        return [row[0] for row in rows]
+
     def read_window(
         self, table: TableSpec, window: Window, columns: Sequence[str] | None = None
     ) -> pd.DataFrame:
@@ -110,8 +174,9 @@ class DuckDBWarehouse:
             connection = duckdb.connect(str(self.path))
             try:
                 connection.execute("SET TimeZone = 'UTC'")
-                for table in TABLES.values():
-                    connection.execute(create_table_sql(table))
+                if not self._schema_ready:
+                    _create_or_upgrade(connection)
+                    self._schema_ready = True
                 yield connection
             finally:
                 connection.close()

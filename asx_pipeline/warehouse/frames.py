@@ -46,6 +46,24 @@ class Window:
         return f"{self.start.isoformat()}..{last.isoformat()}"
 
 
+def refuse_replace_of_append_only(table: TableSpec) -> None:
+    """replace_window would delete stored partitions of a table that never loses one."""
+    if table.append_only:
+        raise WarehouseError(
+            f"{table.name} is append-only: nothing stored in it is ever replaced, so "
+            "replace_window is refused; add new partitions with append_partitions"
+        )
+
+
+def refuse_append_to_windowed(table: TableSpec) -> None:
+    """append_partitions is only for append-only tables; the others are replaced by window."""
+    if not table.append_only:
+        raise WarehouseError(
+            f"{table.name} is not append-only: its windows are written with replace_window, "
+            "so append_partitions is refused"
+        )
+
+
 def conform_frame(table: TableSpec, window: Window, frame: pd.DataFrame) -> pd.DataFrame:
     """Return `frame` with the table's columns, in order and typed, or refuse it.
 

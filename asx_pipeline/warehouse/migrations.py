@@ -9,13 +9,16 @@ then re-checks whether it is still pending, so two processes migrating at once a
 exactly once. Transaction-scoped (not session) locks also work through Supabase's transaction
 pooler.
 
-`render_table_sql` writes the DDL, row-level security and window functions for one TableSpec: use
+`render_table_sql` writes the DDL, row-level security and REST functions for one TableSpec: use
 it to start the migration of a table newly added to tables.py
-(`python -m asx_pipeline.warehouse.migrations render daily_indicators`). `render_window_functions`
-writes only a table's two window functions, for a migration that changes how an existing table is
-replaced (its `replace_scope`): `python -m asx_pipeline.warehouse.migrations render-functions
-daily_prices`. test_migrations.py checks that the latest definition of every window function in
-the migration files is what these render today.
+(`python -m asx_pipeline.warehouse.migrations render daily_indicators`). `render_table_functions`
+writes only a table's REST functions, for a migration that changes how an existing table is
+written (its `replace_scope`, or its columns, which the functions list):
+`python -m asx_pipeline.warehouse.migrations render-functions daily_prices`. A windowed table has
+two window functions (`render_window_functions`); an append-only one (`TableSpec.append_only`)
+has none, only an append function and a list of its stored partitions
+(`render_append_functions`). test_migrations.py checks that the latest definition of every such
+function in the migration files is what these render today.
 """
 
 from __future__ import annotations
@@ -258,15 +261,29 @@ def _public_columns(conn: psycopg.Connection[Any]) -> dict[str, set[str]]:
 
 
 def render_table_sql(table: TableSpec) -> str:
-    """Plain SQL for one table: DDL, indexes, RLS, grants and its two window functions."""
+    """Plain SQL for one table: DDL, indexes, RLS, grants and its REST functions."""
     return "\n".join(
         [
             _render_heading(table),
             _render_create(table),
             _render_security(table),
-            render_window_functions(table),
+            render_table_functions(table),
         ]
     )
+
+
+def render_table_functions(table: TableSpec) -> str:
+    """The REST functions of `table`: append functions if it is append-only, else window ones."""
+    if table.append_only:
+        return render_append_functions(table)
+    return render_window_functions(table)
+
+
+def table_function_names(table: TableSpec) -> tuple[str, str]:
+    """The names of the functions `render_table_functions` writes."""
+    if table.append_only:
+        return append_function_names(table)
+    return window_function_names(table)
 
 
 def render_window_functions(table: TableSpec) -> str:
@@ -275,12 +292,29 @@ def render_window_functions(table: TableSpec) -> str:
     CREATE OR REPLACE keeps the functions' privileges, but the REVOKE/GRANT lines come along so
     that the latest definition of a function is complete on its own.
     """
+    if table.append_only:
+        raise ValueError(f"{table.name} is append-only: it has append functions instead")
     return "\n".join([_render_replace_function(table), _render_commit_function(table)])
 
 
 def window_function_names(table: TableSpec) -> tuple[str, str]:
     """The REST backend's write functions of `table`, as the migrations name them."""
     return f"replace_{table.name}_window", f"commit_{table.name}_window"
+
+
+def render_append_functions(table: TableSpec) -> str:
+    """`append_<table>` and `<table>_partition_values` with their grants, nothing else.
+
+    For an append-only table, which has no window functions: nothing stored is ever replaced.
+    """
+    if not table.append_only:
+        raise ValueError(f"{table.name} is not append-only: it has window functions instead")
+    return "\n".join([_render_append_function(table), _render_partition_values_function(table)])
+
+
+def append_function_names(table: TableSpec) -> tuple[str, str]:
+    """The REST backend's append and partition-list functions of an append-only `table`."""
+    return f"append_{table.name}", f"{table.name}_partition_values"
 
 
 def _render_heading(table: TableSpec) -> str:
@@ -436,13 +470,75 @@ GRANT EXECUTE ON FUNCTION {fn}(uuid, date, date, integer) TO service_role;
 """
 
 
+def _render_append_function(table: TableSpec) -> str:
+    fn = f"public.{append_function_names(table)[0]}"
+    columns = ", ".join(table.column_names)
+    prefixed = ", ".join(f"r.{name}" for name in table.column_names)
+    part = table.partition_column
+    return f"""-- Adds the partitions of p_rows ({part} values) not stored yet, whole;
+-- a partition already stored is skipped whole, never merged into or replaced, so a retry adds
+-- nothing. The lock is replace_window's: two appenders of one table queue, and the second one's
+-- NOT EXISTS (a new snapshot per statement) sees what the first committed.
+CREATE OR REPLACE FUNCTION {fn}(p_rows jsonb)
+RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = ''
+AS $fn$
+DECLARE
+    v_added integer;
+BEGIN
+{_render_lock(table)}
+    INSERT INTO public.{table.name} ({columns})
+    SELECT {prefixed}
+    FROM pg_catalog.jsonb_populate_recordset(NULL::public.{table.name}, p_rows) AS r
+    WHERE NOT EXISTS (SELECT 1 FROM public.{table.name} AS s WHERE s.{part} = r.{part});
+    GET DIAGNOSTICS v_added = ROW_COUNT;
+    RETURN v_added;
+END
+$fn$;
+REVOKE ALL ON FUNCTION {fn}(jsonb) FROM PUBLIC, anon, authenticated;
+GRANT EXECUTE ON FUNCTION {fn}(jsonb) TO service_role;
+"""
+
+
+def _render_partition_values_function(table: TableSpec) -> str:
+    fn = f"public.{append_function_names(table)[1]}"
+    part = table.partition_column
+    name = f"public.{table.name}"
+    return f"""-- The stored partitions ({part} values), ascending. One array, not a set
+-- of rows: PostgREST caps a set at max-rows (1,000 on Supabase) but returns a scalar whole. The
+-- recursive query is a loose index scan of the primary key (which leads with {part}): one
+-- probe per partition, not a read of every row. Invoker's rights: whoever may read the table
+-- may list its partitions.
+CREATE OR REPLACE FUNCTION {fn}()
+RETURNS date[]
+LANGUAGE sql
+STABLE
+SET search_path = ''
+AS $fn$
+    WITH RECURSIVE stored (value) AS (
+        SELECT pg_catalog.min(t.{part}) FROM {name} AS t
+        UNION ALL
+        SELECT (SELECT pg_catalog.min(t.{part}) FROM {name} AS t WHERE t.{part} > stored.value)
+        FROM stored WHERE stored.value IS NOT NULL
+    )
+    SELECT COALESCE(pg_catalog.array_agg(value ORDER BY value), '{{}}')
+    FROM stored WHERE value IS NOT NULL
+$fn$;
+REVOKE ALL ON FUNCTION {fn}() FROM PUBLIC, anon, authenticated;
+GRANT EXECUTE ON FUNCTION {fn}() TO anon, authenticated, service_role;
+"""
+
+
 _USAGE = """usage: python -m asx_pipeline.warehouse.migrations COMMAND TABLE [TABLE...]
-  render            a new table: DDL, row-level security, grants and its window functions
-  render-functions  an existing table whose replace changed: only its two window functions"""
+  render            a new table: DDL, row-level security, grants and its REST functions
+  render-functions  an existing table whose writes changed: only its REST functions (window
+                    functions, or for an append-only table its append functions)"""
 
 
 def _render_functions_block(table: TableSpec) -> str:
-    return "\n".join([_render_heading(table), render_window_functions(table)])
+    return "\n".join([_render_heading(table), render_table_functions(table)])
 
 
 _RENDERERS = {"render": render_table_sql, "render-functions": _render_functions_block}

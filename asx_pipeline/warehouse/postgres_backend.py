@@ -6,9 +6,16 @@ a table with a `replace_scope`, only its rows whose scope values the frame bring
 in, COMMIT. A crash at any point leaves the old rows or the new ones, because Postgres
 discards an uncommitted transaction when its connection dies.
 
+An append to an append-only table (`TableSpec.append_only`) is one transaction too: the same
+per-table lock, then the incoming partitions that are stored already are looked up, and only the
+rows of the others are COPYed in. The lock makes two appenders of one new partition queue, and the
+second sees the first's committed rows (READ COMMITTED: each statement a new snapshot), so it
+skips that partition instead of tripping over the primary key.
+
 Retries: a connection error re-runs the *whole* transaction on a fresh connection, never the rest
 of a broken one. That is safe even when the COMMIT itself was in flight (its outcome unknown),
-because replacing a window with the same rows twice leaves the same rows.
+because replacing a window with the same rows twice leaves the same rows, and an append whose
+partitions are stored already adds nothing.
 
 The DSN holds a password: it is kept private, never formatted into a message, and every error text
 from the driver is scrubbed of it before it is raised. A DSN libpq cannot parse (or would misread)
@@ -19,6 +26,7 @@ a redaction that has to parse the DSN to find its password cannot find it in one
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -38,7 +46,14 @@ from tenacity import (
 )
 
 from asx_pipeline.settings import dsn_error, dsn_problem
-from asx_pipeline.warehouse.frames import WarehouseError, Window, coerce_types, empty_frame
+from asx_pipeline.warehouse.frames import (
+    WarehouseError,
+    Window,
+    coerce_types,
+    empty_frame,
+    refuse_append_to_windowed,
+    refuse_replace_of_append_only,
+)
 from asx_pipeline.warehouse.tables import TABLES, ColumnType, TableSpec
 
 TRANSACTION_POOLER_PORT = "6543"
@@ -271,6 +286,7 @@ class PostgresWarehouse:
         self._schema_checked = True
 
     def replace_window(self, table: TableSpec, window: Window, frame: pd.DataFrame) -> int:
+        refuse_replace_of_append_only(table)
         self._check_schema_once()
         ordered = in_copy_order(table, frame)
         scope = scope_values(table, frame)
@@ -292,6 +308,24 @@ class PostgresWarehouse:
             return empty_frame(table)[wanted]
         return coerce_types(table, frame)[wanted]
 
+    def append_partitions(self, table: TableSpec, frame: pd.DataFrame) -> int:
+        refuse_append_to_windowed(table)
+        self._check_schema_once()
+        if frame.empty:
+            return 0
+        ordered = in_copy_order(table, coerce_types(table, frame[table.column_names]))
+        return self._with_retries(
+            f"{table.name} append", lambda conn: self._append(conn, table, ordered)
+        )
+
+    def partition_values(self, table: TableSpec) -> list[dt.date]:
+        self._check_schema_once()
+        rows = self._with_retries(
+            f"{table.name} partition list",
+            lambda conn: conn.execute(_partition_values_sql(table)).fetchall(),
+        )
+        return [value for (value,) in rows]
+
     def _check_schema_once(self) -> None:
         if not self._schema_checked:
             self.check_schema()
@@ -308,14 +342,32 @@ class PostgresWarehouse:
             self._begin(conn)
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [window_lock_key(table)])
             conn.execute(_delete_window_sql(table), _delete_window_params(window, scope))
-            with conn.cursor() as cursor, cursor.copy(_copy_in_sql(table)) as copy:
-                copy.set_types([PG_COPY_TYPES[c.type] for c in table.columns])
-                # Converted chunk by chunk while COPY streams, so that turning the frame into
-                # Python values overlaps the server's work instead of preceding it. A retried
-                # transaction converts the same frame again: it sends the same rows.
-                for start in range(0, len(frame), self.copy_chunk_rows):
-                    for row in copy_rows(table, frame.iloc[start : start + self.copy_chunk_rows]):
-                        copy.write_row(row)
+            self._copy(conn, table, frame)
+
+    def _append(self, conn: psycopg.Connection[Any], table: TableSpec, frame: pd.DataFrame) -> int:
+        part = table.partition_column
+        incoming = python_values(frame[part].drop_duplicates(), table.column(part).type)
+        with conn.transaction():
+            self._begin(conn)
+            # Taken before looking: a partition another appender is adding becomes visible to
+            # the lookup below once that appender commits and lets go of the lock.
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [window_lock_key(table)])
+            stored = {value for (value,) in conn.execute(_stored_partitions_sql(table), [incoming])}
+            new = frame[~frame[part].isin(stored)] if stored else frame
+            self._copy(conn, table, new)
+        return len(new)
+
+    def _copy(self, conn: psycopg.Connection[Any], table: TableSpec, frame: pd.DataFrame) -> None:
+        if frame.empty:
+            return
+        with conn.cursor() as cursor, cursor.copy(_copy_in_sql(table)) as copy:
+            copy.set_types([PG_COPY_TYPES[c.type] for c in table.columns])
+            # Converted chunk by chunk while COPY streams, so that turning the frame into Python
+            # values overlaps the server's work instead of preceding it. A retried transaction
+            # converts the same frame again: it sends the same rows.
+            for start in range(0, len(frame), self.copy_chunk_rows):
+                for row in copy_rows(table, frame.iloc[start : start + self.copy_chunk_rows]):
+                    copy.write_row(row)
 
     def _read(
         self, conn: psycopg.Connection[Any], table: TableSpec, window: Window, wanted: list[str]
@@ -486,6 +538,36 @@ def _delete_window_params(window: Window, scope: list[list[Any]]) -> dict[str, A
 def _copy_in_sql(table: TableSpec) -> sql.Composed:
     return sql.SQL("COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)").format(
         table=sql.Identifier("public", table.name), columns=_identifiers(table.column_names)
+    )
+
+
+def _stored_partitions_sql(table: TableSpec) -> sql.Composed:
+    """Which of the partition values in parameter 1 (an array) are stored."""
+    return sql.SQL(
+        "SELECT DISTINCT t.{part} FROM {table} AS t WHERE t.{part} = ANY(%s::{type}[])"
+    ).format(
+        part=sql.Identifier(table.partition_column),
+        table=sql.Identifier("public", table.name),
+        type=sql.SQL(PG_COPY_TYPES[table.column(table.partition_column).type]),
+    )
+
+
+def _partition_values_sql(table: TableSpec) -> sql.Composed:
+    """Every stored partition value, ascending, by a loose index scan of the primary key.
+
+    The key leads with the partition column, so each step is one index probe: a list of a few
+    hundred partitions costs a few hundred probes, not a read of every row (the SQL function
+    `<table>_partition_values` of the migrations does the same for REST).
+    """
+    return sql.SQL(
+        "WITH RECURSIVE stored (value) AS ("
+        "SELECT min(t.{part}) FROM {table} AS t "
+        "UNION ALL "
+        "SELECT (SELECT min(t.{part}) FROM {table} AS t WHERE t.{part} > stored.value) "
+        "FROM stored WHERE stored.value IS NOT NULL"
+        ") SELECT value FROM stored WHERE value IS NOT NULL ORDER BY value"
+    ).format(
+        part=sql.Identifier(table.partition_column), table=sql.Identifier("public", table.name)
     )
 
 

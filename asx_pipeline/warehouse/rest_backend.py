@@ -6,6 +6,10 @@ why there are two paths): a window that fits in one request is replaced by one
 under a fresh upload id and made visible at once by `commit_<table>_window`. Every one of those
 calls is idempotent, which is what makes retrying them after a timeout safe.
 
+An append-only table (`TableSpec.append_only`) has no window functions: `append_<table>` adds the
+partitions of its rows that are not stored yet and skips a stored one whole, so it is idempotent
+too; `<table>_partition_values` lists the stored partitions.
+
 Reads page through PostgREST's row limit (`max-rows`, 1,000 on Supabase by default) with
 limit/offset, ordered by the table's key, until the total announced by `Content-Range` is reached.
 Pages are separate requests, so a read that races a write of the same window could mix them;
@@ -14,6 +18,7 @@ Dagster never runs those two at once for one partition.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -25,7 +30,14 @@ from postgrest.exceptions import APIError
 from supabase import Client, ClientOptions, create_client
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from asx_pipeline.warehouse.frames import WarehouseError, Window, coerce_types, empty_frame
+from asx_pipeline.warehouse.frames import (
+    WarehouseError,
+    Window,
+    coerce_types,
+    empty_frame,
+    refuse_append_to_windowed,
+    refuse_replace_of_append_only,
+)
 from asx_pipeline.warehouse.postgres_backend import python_values
 from asx_pipeline.warehouse.tables import TableSpec
 
@@ -106,6 +118,7 @@ class SupabaseRestWarehouse:
         return self._client
 
     def replace_window(self, table: TableSpec, window: Window, frame: pd.DataFrame) -> int:
+        refuse_replace_of_append_only(table)
         rows = json_rows(table, frame)
         batches = [rows[i : i + self.batch_rows] for i in range(0, len(rows), self.batch_rows)]
         what = f"{table.name} ({window}) write"
@@ -125,6 +138,30 @@ class SupabaseRestWarehouse:
         params = {"p_upload_id": upload_id, **_window(window), "p_batches": len(batches)}
         self._rpc(f"{what}, commit", f"commit_{table.name}_window", params)
         return len(rows)
+
+    def append_partitions(self, table: TableSpec, frame: pd.DataFrame) -> int:
+        """One `append_<table>` call per request of whole partitions, about batch_rows each.
+
+        A partition is never split across calls: each call is atomic, so a partition is stored
+        whole or not at all, and it is skipped if it is stored already. Calls are not atomic
+        together, but a failure part way leaves whole partitions only, and appending the frame
+        again adds exactly the rest. (A retry after a lost answer counts its partitions as
+        stored already, so the rows-added total may then be too low; the rows are right.)
+        """
+        refuse_append_to_windowed(table)
+        function = f"append_{table.name}"
+        added = 0
+        requests = partition_requests(table, json_rows(table, frame), self.batch_rows)
+        for number, rows in enumerate(requests, start=1):
+            what = f"{table.name} append, request {number}/{len(requests)}"
+            added += int(self._rpc(what, function, {"p_rows": rows}) or 0)
+        return added
+
+    def partition_values(self, table: TableSpec) -> list[dt.date]:
+        # Only append-only tables have the listing function (the migrations render it for them).
+        refuse_append_to_windowed(table)
+        values = self._rpc(f"{table.name} partition list", f"{table.name}_partition_values", {})
+        return [dt.date.fromisoformat(value) for value in values or []]
 
     def read_window(
         self, table: TableSpec, window: Window, columns: Sequence[str] | None = None
@@ -208,6 +245,29 @@ def json_rows(table: TableSpec, frame: pd.DataFrame) -> list[dict[str, Any]]:
     names = table.column_names
     columns = [_json_values(frame[c.name], c.type) for c in table.columns]
     return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+
+
+def partition_requests(
+    table: TableSpec, rows: list[dict[str, Any]], batch_rows: int
+) -> list[list[dict[str, Any]]]:
+    """Rows grouped into requests of whole partitions, ascending, up to `batch_rows` rows each.
+
+    A partition larger than `batch_rows` still goes whole in a request of its own: one call is
+    what makes it atomic, and there is no staging for appends. That is fine for the tables that
+    exist: a directory snapshot is ~2,000 rows, a few hundred KB of JSON, well within PostgREST's
+    request limits. A partition of more than ~10x batch_rows would need staged appends first.
+    """
+    partitions: dict[Any, list[dict[str, Any]]] = {}
+    for row in rows:
+        partitions.setdefault(row[table.partition_column], []).append(row)
+    requests: list[list[dict[str, Any]]] = []
+    for value in sorted(partitions):
+        partition = partitions[value]
+        if requests and len(requests[-1]) + len(partition) <= batch_rows:
+            requests[-1].extend(partition)
+        else:
+            requests.append(list(partition))
+    return requests
 
 
 def _json_values(series: pd.Series, column_type: str) -> list[Any]:

@@ -42,6 +42,10 @@ class TableSpec:
     # and Postgres directly, the REST backend through the SQL functions that migrations.py
     # renders); changing a scope therefore needs a migration (test_migrations.py checks it).
     replace_scope: tuple[str, ...] = ()
+    # An append-only table is never replaced: a write adds the partitions (values of the
+    # partition column) not stored yet, whole, and skips the ones already stored. Such a table has
+    # no window functions; the REST backend appends through `append_<table>` instead.
+    append_only: bool = False
 
     @property
     def partition_column(self) -> str:
@@ -59,19 +63,46 @@ def _key(*names: str) -> tuple[Column, ...]:
     return tuple(Column(name, "text", nullable=False) for name in names)
 
 
+# A company as the ASX directory describes it (sources/market_data.py DIRECTORY_COLUMNS).
+_COMPANY = (
+    Column("company_name", "text"),
+    Column("gics_industry_group", "text"),
+    Column("listing_date", "date"),
+    Column("market_cap", "double"),
+    Column("status", "text", nullable=False),
+)
+
+ASX_DIRECTORY_SNAPSHOTS = TableSpec(
+    name="asx_directory_snapshots",
+    columns=(
+        Column("captured_on", "date", nullable=False),
+        *_key("symbol"),
+        *_COMPANY,
+        Column("origin", "text", nullable=False),
+    ),
+    key=("captured_on", "symbol"),
+    description="Every ASX company directory fetched or imported, once each, as published on "
+    "its capture date; origin says where it came from. Append-only.",
+    # The ASX publishes only today's list: a stored snapshot is the only record of an old one,
+    # so nothing ever replaces or deletes it.
+    append_only=True,
+)
+
 ASX_SYMBOLS = TableSpec(
     name="asx_symbols",
     columns=(
         Column("as_of_date", "date", nullable=False),
         *_key("symbol", "yahoo_ticker"),
-        Column("company_name", "text"),
-        Column("gics_industry_group", "text"),
-        Column("listing_date", "date"),
-        Column("market_cap", "double"),
-        Column("status", "text", nullable=False),
+        *_COMPANY,
+        # The directory snapshot the row was chosen from, and whether that snapshot was captured
+        # after the session (no earlier one exists: such a session has today's survivors). Null
+        # only on rows written before snapshots were kept.
+        Column("snapshot_captured_on", "date"),
+        Column("snapshot_after_session", "boolean"),
     ),
     key=("as_of_date", "symbol"),
-    description="The tracked universe of ASX companies as known on each session.",
+    description="The tracked universe of ASX companies on each session, from the latest "
+    "directory snapshot captured on or before it.",
 )
 
 DAILY_PRICES = TableSpec(
@@ -202,6 +233,7 @@ DAILY_REPORT = TableSpec(
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (
+        ASX_DIRECTORY_SNAPSHOTS,
         ASX_SYMBOLS,
         DAILY_PRICES,
         CORPORATE_ACTIONS,

@@ -42,7 +42,8 @@ def fill_core_tables(path: Path, first: dt.date = HISTORY_FIRST, last: dt.date =
     """Write asx_symbols, daily_prices and corporate_actions for first..last into `path`."""
     resource = market_data()
     sessions = sessions_between(first, last)
-    symbols, _ = symbols_for_sessions(resource, sessions)
+    warehouse = DuckDBWarehouse(path)
+    symbols = symbols_for_sessions(resource, warehouse, sessions)[0].frame
     tickers = sorted(symbols["yahoo_ticker"].unique())
     history = resource.client().price_history(tickers, first, last)
     frames = {
@@ -50,7 +51,6 @@ def fill_core_tables(path: Path, first: dt.date = HISTORY_FIRST, last: dt.date =
         "daily_prices": prices_frame(history, symbols, "sample", FIXED_INGESTED_AT),
         "corporate_actions": actions_frame(history, symbols, "sample"),
     }
-    warehouse = DuckDBWarehouse(path)
     window = Window(first, last + dt.timedelta(days=1))
     for name, frame in frames.items():
         table = TABLES[name]

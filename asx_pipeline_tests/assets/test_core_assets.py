@@ -139,9 +139,9 @@ class _FlakySample(SampleMarketData):
         super().__init__()
         self.failing = failing
 
-    def price_history(self, tickers, first, last) -> PriceHistory:
+    def price_history(self, tickers, first, last, history_from=None) -> PriceHistory:
         ok = [t for t in tickers if t not in self.failing]
-        history = super().price_history(ok, first, last)
+        history = super().price_history(ok, first, last, history_from)
         history.failed.update({t: "HTTP 404: symbol may be delisted" for t in self.failing})
         return history
 

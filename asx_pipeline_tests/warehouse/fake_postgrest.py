@@ -46,7 +46,10 @@ class FakePostgrest:
             sql.SQL("{} => %s").format(sql.Identifier(name)) for name in body
         )
         values = [json.dumps(v) if name == "p_rows" else v for name, v in body.items()]
-        query = sql.SQL("SELECT public.{}({})").format(sql.Identifier(function), arguments)
+        # to_jsonb: PostgREST answers a scalar result as its JSON (a date[] as ISO strings).
+        query = sql.SQL("SELECT to_jsonb(public.{}({}))").format(
+            sql.Identifier(function), arguments
+        )
         try:
             with psycopg.connect(self.dsn, autocommit=True) as conn:
                 conn.execute("SET ROLE service_role")

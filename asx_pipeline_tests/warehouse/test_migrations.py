@@ -7,14 +7,17 @@ import json
 import re
 import shutil
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import psycopg
 import pytest
+import respx
 
-from asx_pipeline.warehouse.frames import Window
+from asx_pipeline.warehouse.frames import Window, conform_frame
 from asx_pipeline.warehouse.migrations import (
     MIGRATIONS_DIR,
     SQL_TYPES,
@@ -22,11 +25,15 @@ from asx_pipeline.warehouse.migrations import (
     apply_migrations,
     discover_migrations,
     pending_migrations,
-    render_window_functions,
+    render_table_functions,
+    table_function_names,
     window_function_names,
 )
 from asx_pipeline.warehouse.postgres_backend import PostgresWarehouse, SchemaOutOfDateError
-from asx_pipeline.warehouse.tables import DAILY_PRICES, TABLES, TableSpec
+from asx_pipeline.warehouse.rest_backend import SupabaseRestWarehouse
+from asx_pipeline.warehouse.tables import ASX_SYMBOLS, DAILY_PRICES, TABLES, TableSpec
+from asx_pipeline_tests.warehouse.fake_postgrest import KEY, URL, FakePostgrest
+from asx_pipeline_tests.warehouse.sample_frames import make_frame, window_of
 
 ALL_FILES = [m.filename for m in discover_migrations()]
 # One function definition, from its CREATE OR REPLACE to the GRANT that ends its block.
@@ -101,8 +108,11 @@ def test_tables_match_tables_py_column_for_column(migrated_dsn: str, table: Tabl
         [f"public.{table.name}"],
     )
     assert tuple(name for (name,) in primary_key) == table.key
-    for function in (f"replace_{table.name}_window", f"commit_{table.name}_window"):
+    for function in table_function_names(table):
         assert query(migrated_dsn, "SELECT 1 FROM pg_proc WHERE proname = %s", [function])
+    if table.append_only:  # nothing stored in it is ever replaced, not even over REST
+        for function in window_function_names(table):
+            assert not query(migrated_dsn, "SELECT 1 FROM pg_proc WHERE proname = %s", [function])
 
 
 def function_definitions(text: str) -> dict[str, str]:
@@ -121,11 +131,18 @@ def latest_function_definitions() -> dict[str, tuple[str, str]]:
 
 @pytest.mark.parametrize("table", list(TABLES.values()), ids=lambda t: t.name)
 def test_latest_window_functions_are_what_tables_py_renders(table: TableSpec) -> None:
-    """A change to how a table is replaced (its replace_scope) cannot skip its migration."""
-    latest = latest_function_definitions()
-    rendered = function_definitions(render_window_functions(table))
+    """A change to how a table is written (replace_scope, columns) cannot skip its migration.
 
-    assert sorted(rendered) == sorted(window_function_names(table))
+    Window functions for a windowed table; append functions for an append-only one, which must
+    have no window functions at all.
+    """
+    latest = latest_function_definitions()
+    rendered = function_definitions(render_table_functions(table))
+
+    assert sorted(rendered) == sorted(table_function_names(table))
+    if table.append_only:
+        defined = [name for name in window_function_names(table) if name in latest]
+        assert defined == [], f"append-only {table.name} must have no window functions"
     for name, definition in rendered.items():
         assert name in latest, f"no migration defines public.{name}"
         filename, defined = latest[name]
@@ -287,3 +304,159 @@ def test_editing_an_applied_migration_is_refused(postgres_dsn: str, tmp_path: Pa
 
     with pytest.raises(MigrationError, match="edited after it was applied"):
         apply_migrations(postgres_dsn, folder)
+
+
+def snapshot_row(day: str, symbol: str, company: str = "Co") -> dict[str, Any]:
+    return {
+        "captured_on": day, "symbol": symbol, "company_name": company,
+        "gics_industry_group": None, "listing_date": None, "market_cap": None,
+        "status": "active", "origin": "sample",
+    }  # fmt: skip
+
+
+def _snapshots(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
+    rows = conn.execute(
+        "SELECT captured_on::text, symbol, company_name FROM asx_directory_snapshots ORDER BY 1, 2"
+    ).fetchall()
+    return [tuple(row) for row in rows]
+
+
+def test_append_function_adds_new_partitions_whole_and_skips_stored_ones(
+    migrated_dsn: str,
+) -> None:
+    append = "SELECT public.append_asx_directory_snapshots(%s)"
+    listed = "SELECT public.asx_directory_snapshots_partition_values()"
+    with psycopg.connect(migrated_dsn, autocommit=True) as conn:
+        conn.execute("SET ROLE service_role")
+        assert conn.execute(listed).fetchone() == ([],)
+        first = [snapshot_row("2025-11-04", "BHP"), snapshot_row("2025-11-04", "CBA")]
+        assert conn.execute(append, [json.dumps(first)]).fetchone() == (2,)
+        assert conn.execute(append, [json.dumps(first)]).fetchone() == (0,)
+        # 2025-11-04 is stored: skipped whole, its new row and changed name included; 11-03 is new.
+        again = [
+            snapshot_row("2025-11-04", "BHP", "Changed"), snapshot_row("2025-11-04", "CSL"),
+            snapshot_row("2025-11-03", "BHP"),
+        ]  # fmt: skip
+        assert conn.execute(append, [json.dumps(again)]).fetchone() == (1,)
+        assert _snapshots(conn) == [
+            ("2025-11-03", "BHP", "Co"), ("2025-11-04", "BHP", "Co"), ("2025-11-04", "CBA", "Co"),
+        ]  # fmt: skip
+        assert conn.execute(listed).fetchone() == ([dt.date(2025, 11, 3), dt.date(2025, 11, 4)],)
+        # No window functions, so no staging either: nothing stored is ever replaced.
+        with pytest.raises(psycopg.errors.UndefinedTable, match="takes staged windows"):
+            conn.execute(
+                "SELECT public.stage_window_batch(%s, 'asx_directory_snapshots', "
+                "'2025-11-03', '2025-11-04', 0, %s)",
+                [str(uuid.uuid4()), json.dumps([snapshot_row("2025-11-03", "X")])],
+            )
+
+
+def test_anon_can_list_snapshot_partitions_but_never_append(migrated_dsn: str) -> None:
+    with psycopg.connect(migrated_dsn, autocommit=True) as conn:
+        conn.execute(
+            "SELECT public.append_asx_directory_snapshots(%s)",
+            [json.dumps([snapshot_row("2025-11-03", "BHP")])],
+        )
+        conn.execute("SET ROLE anon")
+        listed = conn.execute("SELECT public.asx_directory_snapshots_partition_values()")
+        assert listed.fetchone() == ([dt.date(2025, 11, 3)],)
+        for statement in (
+            "SELECT public.append_asx_directory_snapshots('[]')",
+            "DELETE FROM asx_directory_snapshots",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+
+
+def wait_for_advisory_waiters(dsn: str, count: int, timeout_s: float = 20) -> None:
+    """Until `count` sessions wait for an advisory lock (the appenders queue behind a holder)."""
+    deadline = time.monotonic() + timeout_s
+    waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+    while query(dsn, waiting)[0][0] < count:
+        assert time.monotonic() < deadline, f"{count} appenders never queued for the lock"
+        time.sleep(0.02)
+
+
+def test_concurrent_appends_of_one_partition_add_it_once(migrated_dsn: str) -> None:
+    """Both calls queue on the table's lock; the second finds the partition and adds nothing."""
+    rows = json.dumps([snapshot_row("2025-11-03", f"S{i:03d}") for i in range(50)])
+    results: list[int] = []
+    errors: list[BaseException] = []
+
+    def append() -> None:
+        try:
+            with psycopg.connect(migrated_dsn, autocommit=True) as conn:
+                conn.execute("SET ROLE service_role")
+                added = conn.execute("SELECT public.append_asx_directory_snapshots(%s)", [rows])
+                results.append(added.fetchone()[0])  # type: ignore[index]
+        except BaseException as error:
+            errors.append(error)
+
+    with psycopg.connect(migrated_dsn) as holder:
+        holder.execute(
+            "SELECT pg_advisory_xact_lock(hashtext(%s))",
+            ["asx_pipeline.replace_window:asx_directory_snapshots"],
+        )
+        threads = [threading.Thread(target=append) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        wait_for_advisory_waiters(migrated_dsn, 2)
+        holder.commit()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert errors == []
+    assert sorted(results) == [0, 50]
+    assert query(migrated_dsn, "SELECT count(*) FROM asx_directory_snapshots") == [(50,)]
+
+
+def test_0005_upgrades_a_database_migrated_to_0004(postgres_dsn: str, tmp_path: Path) -> None:
+    """Stored asx_symbols rows keep their values and hold null in the columns 0005 adds."""
+    older = tmp_path / "migrations"
+    older.mkdir()
+    for filename in ALL_FILES:
+        if filename < "0005":
+            shutil.copy(MIGRATIONS_DIR / filename, older / filename)
+    apply_migrations(postgres_dsn, older)
+    old_row = {
+        "as_of_date": "2025-11-03", "symbol": "BHP", "yahoo_ticker": "BHP.AX",
+        "company_name": "BHP Group", "gics_industry_group": "Materials", "listing_date": None,
+        "market_cap": 1.5e11, "status": "active",
+    }  # fmt: skip
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        conn.execute(
+            "SELECT public.replace_asx_symbols_window('2025-11-03', '2025-11-04', %s)",
+            [json.dumps([old_row])],
+        )
+    with pytest.raises(SchemaOutOfDateError) as raised:
+        PostgresWarehouse(postgres_dsn).check_schema()
+    message = str(raised.value)
+    assert "0005_directory_snapshots.sql" in message
+    assert "table public.asx_directory_snapshots is missing" in message
+    assert "asx_symbols lacks column(s) snapshot_captured_on, snapshot_after_session" in message
+    assert message.endswith("run `asx-pipeline db migrate` first.")
+
+    assert apply_migrations(postgres_dsn) == ["0005_directory_snapshots.sql"]
+
+    PostgresWarehouse(postgres_dsn).check_schema()
+    stored = query(
+        postgres_dsn,
+        "SELECT symbol, company_name, market_cap, snapshot_captured_on, snapshot_after_session "
+        "FROM asx_symbols",
+    )
+    assert stored == [("BHP", "BHP Group", 1.5e11, None, None)]
+    day = Window.single(dt.date(2025, 11, 3))
+    with respx.mock(assert_all_called=False) as router:
+        FakePostgrest(postgres_dsn).install(router)
+        backends = [PostgresWarehouse(postgres_dsn), SupabaseRestWarehouse(URL, KEY)]
+        for backend in backends:
+            read = backend.read_window(ASX_SYMBOLS, day)
+            assert read[["symbol", "company_name"]].values.tolist() == [["BHP", "BHP Group"]]
+            assert read[["snapshot_captured_on", "snapshot_after_session"]].isna().all(None)
+        # Both write the new columns (the REST functions of 0005 list them) and read them back.
+        for index, backend in enumerate(backends):
+            window = window_of(1 + 2 * index, 2)  # after the old row's day, apart from each other
+            frame = conform_frame(ASX_SYMBOLS, window, make_frame(ASX_SYMBOLS, window, 8))
+            backend.replace_window(ASX_SYMBOLS, window, frame)
+            for reader in backends:
+                pd.testing.assert_frame_equal(reader.read_window(ASX_SYMBOLS, window), frame)
