@@ -37,6 +37,7 @@ bench: $(INSTALLED)
 	$(BIN)/python bench/analytics.py
 	$(BIN)/python bench/write.py
 	$(BIN)/python bench/yahoo.py
+	$(BIN)/python bench/universe.py
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check asx_pipeline asx_pipeline_tests bench

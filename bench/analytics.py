@@ -48,7 +48,7 @@ def fill(path: Path, symbols: int, first: dt.date, last: dt.date) -> float:
     ]
     market = MarketDataResource(source="sample", universe="all", sample_symbols=symbols)
     sessions = sessions_between(start, last)
-    listed, _ = symbols_for_sessions(market, sessions)
+    listed = symbols_for_sessions(market, DuckDBWarehouse(path), sessions)[0].frame
     history = market.client().price_history(sorted(listed["yahoo_ticker"].unique()), start, last)
     now = dt.datetime.now(dt.UTC)
     frames = {
