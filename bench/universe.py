@@ -143,7 +143,7 @@ def backfill(root: Path, archive: list[Path], fake, args) -> None:
 
 def daily(root: Path, archive: list[Path], fake, args) -> None:
     """The sessions where a new snapshot takes over, one daily run each, with and without."""
-    from asx_pipeline.calendar import is_session
+    from asx_pipeline.calendar import is_session, session_before
 
     captures = [
         dt.date.fromisoformat(path.stem.rsplit("_", 1)[-1]) for path in archive[1:]
@@ -157,6 +157,9 @@ def daily(root: Path, archive: list[Path], fake, args) -> None:
         folder = root / f"daily-{mode}"
         _setup(folder, archive)
         for day in changes:
+            # Yesterday's daily run first, so that the day finds yesterday's bars stored.
+            previous = session_before(day)
+            _run(folder, archive, fake, args.universe, previous, previous, previous)
             _, seconds, metadata = _run(
                 folder, archive, fake, args.universe, start_of(day), day, day
             )

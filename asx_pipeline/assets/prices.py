@@ -32,7 +32,12 @@ from asx_pipeline.assets.metadata import (
     session_span,
 )
 from asx_pipeline.assets.symbols import read_snapshots, universe_on
-from asx_pipeline.calendar import asx_trading_days, session_before, sessions_in_window
+from asx_pipeline.calendar import (
+    asx_trading_days,
+    session_before,
+    sessions_between,
+    sessions_in_window,
+)
 from asx_pipeline.retries import yahoo_retry_policy
 from asx_pipeline.sources.market_data import PriceHistory, yahoo_ticker
 from asx_pipeline.sources.resource import YAHOO_POOL, MarketDataResource
@@ -58,7 +63,12 @@ def prices_frame(
     if history_from:
         joining = history.prices[history.prices["yahoo_ticker"].isin(list(history_from))]
         starts = joining["yahoo_ticker"].map(history_from)
-        joining = joining[joining["trade_date"] >= starts].assign(
+        # Only ASX sessions: a stray bar Yahoo stamps on a holiday has no universe to check.
+        last = max(joining["trade_date"], default=dt.date.min)
+        on_session = joining["trade_date"].isin(
+            set(sessions_between(min(history_from.values()), last))
+        )
+        joining = joining[(joining["trade_date"] >= starts) & on_session].assign(
             symbol=lambda f: f["yahoo_ticker"].str.removesuffix(".AX")
         )
         bars = pd.concat([bars, joining], ignore_index=True).drop_duplicates(
@@ -213,12 +223,14 @@ def plan_history(
     asx_symbols: pd.DataFrame,
     sessions: list[dt.date],
 ) -> HistoryLoad | None:
-    """The symbols of the window that were not in the universe on the session before, with
-    history to load (see MarketDataResource.history_from); None when there are none.
+    """The symbols of the window that need their history (see MarketDataResource.history_from);
+    None when there are none.
 
-    The session before the window gets its universe by the same point-in-time rule, from the
-    stored snapshots, so a rerun finds the same joiners. Before the first partition nobody joins:
-    there is no history to load.
+    On the window's first session: every symbol with no stored bar on the session before, so a
+    company that joins today, and one whose history load failed yesterday, both get it, while a
+    symbol whose bars are stored never reloads. Later in the window: every symbol that was not
+    in the universe on the session before. Before the first partition nobody joins: there is no
+    history to load.
     """
     previous = session_before(sessions[0])
     start = dt.date.fromisoformat(market_data.start_date) if market_data.start_date else None
@@ -226,18 +238,37 @@ def plan_history(
         # The window opens on the first partition: its universe joins nothing.
         first = asx_symbols.loc[asx_symbols["as_of_date"] == sessions[0], "symbol"]
         before, before_snapshot, directories = set(first), None, {}
+        with_bars = before
     else:
-        earlier = universe_on(warehouse, market_data.universe, [previous])
-        before, before_snapshot = earlier.on(previous), earlier.snapshot_of(previous)
-        directories = earlier.directories
+        before, before_snapshot, directories = _universe_before(market_data, warehouse, previous)
+        stored = warehouse.read_window(DAILY_PRICES, Window.single(previous), ["symbol"])
+        with_bars = set(stored["symbol"])
     used = sorted(set(asx_symbols["snapshot_captured_on"].dropna()) - set(directories))
     directories = {**directories, **read_snapshots(warehouse, used)}
-    found = joiners(asx_symbols, before, before_snapshot, directories)
+    found = joiners(asx_symbols, before & with_bars, before_snapshot, directories)
+    found = [
+        Joiner(j.symbol, j.session, f"no bar stored for {previous}: history loaded again")
+        if j.symbol in before and j.session == sessions[0]
+        else j
+        for j in found
+    ]
     starts = {j.symbol: market_data.history_from(j.session) for j in found}
     loading = [j for j in found if starts[j.symbol] is not None]
     if not loading:
         return None
     return HistoryLoad(min(starts[j.symbol] for j in loading), loading)
+
+
+def _universe_before(
+    market_data: MarketDataResource, warehouse: WarehouseBackend, previous: dt.date
+) -> tuple[set[str], dt.date | None, dict[dt.date, pd.DataFrame]]:
+    """The universe of the session before the window, by the point-in-time rule; empty when it
+    has none (no snapshot stored yet, or none of ASX_UNIVERSE's codes listed then)."""
+    try:
+        earlier = universe_on(warehouse, market_data.universe, [previous])
+    except Failure:
+        return set(), None, {}
+    return earlier.on(previous), earlier.snapshot_of(previous), earlier.directories
 
 
 def write_history(
@@ -250,17 +281,29 @@ def write_history(
 ) -> dict[str, int]:
     """Write the joiners' rows from before the window; table -> rows written.
 
-    Only those symbols' rows are touched: daily_prices replaces by (trade_date, symbol) and
-    corporate_actions by symbol, so every other stored row of those sessions stays.
+    Only those symbols' rows are touched: daily_prices replaces by (trade_date, symbol), so every
+    other stored row of those sessions stays. corporate_actions replaces by symbol, which would
+    drop a stored action that this answer lacks (Yahoo's older history is not always complete),
+    so the stored actions of those symbols are written back under the new ones: a history load
+    adds and refreshes actions and never removes one.
     """
     if load.start >= window.start:
         return {}
     earlier = Window(load.start, window.start)
     written = {}
-    for table, frame in ((DAILY_PRICES, prices), (CORPORATE_ACTIONS, actions)):
-        if table.name in selected and not frame.empty:
-            conformed = conform_frame(table, earlier, frame)
-            written[table.name] = warehouse.replace_window(table, earlier, conformed)
+    if "daily_prices" in selected and not prices.empty:
+        conformed = conform_frame(DAILY_PRICES, earlier, prices)
+        written["daily_prices"] = warehouse.replace_window(DAILY_PRICES, earlier, conformed)
+    if "corporate_actions" in selected and not actions.empty:
+        stored = warehouse.read_window(CORPORATE_ACTIONS, earlier)
+        stored = stored[stored["symbol"].isin(set(actions["symbol"]))]
+        merged = pd.concat([stored, actions], ignore_index=True).drop_duplicates(
+            list(CORPORATE_ACTIONS.key), keep="last"
+        )
+        conformed = conform_frame(CORPORATE_ACTIONS, earlier, merged)
+        written["corporate_actions"] = warehouse.replace_window(
+            CORPORATE_ACTIONS, earlier, conformed
+        )
     return written
 
 

@@ -24,7 +24,7 @@ from asx_pipeline.sources.asx_directory import load_directory
 from asx_pipeline.sources.directory_archive import import_archive
 from asx_pipeline.sources.resource import MarketDataResource
 from asx_pipeline.warehouse.duckdb_backend import DuckDBWarehouse
-from asx_pipeline.warehouse.frames import Window
+from asx_pipeline.warehouse.frames import Window, conform_frame
 from asx_pipeline.warehouse.io_manager import WarehouseIOManager
 from asx_pipeline.warehouse.tables import (
     ASX_DIRECTORY_SNAPSHOTS,
@@ -34,7 +34,7 @@ from asx_pipeline.warehouse.tables import (
     DAILY_PRICES,
     TableSpec,
 )
-from asx_pipeline_tests.fake_yahoo import FakeYahoo
+from asx_pipeline_tests.fake_yahoo import FakeYahoo, Fault
 from asx_pipeline_tests.loopback_yahoo import LoopbackYahooResource
 from asx_pipeline_tests.test_cli import _cli as run_cli
 
@@ -233,8 +233,17 @@ def _joining_session(stored: ArchiveWarehouse, universe: str) -> tuple[dt.date, 
     return day, joining
 
 
+def _prime(stored: ArchiveWarehouse, fake: FakeYahoo, day: dt.date) -> None:
+    """Yesterday's daily run: the session before `day` with its bars stored."""
+    previous = session_before(day)
+    market = stored.loopback(fake, "top:50", previous)
+    stored.run([asx_symbols, market_bars], previous, previous, market)
+    fake.reset_stats()
+
+
 def test_a_joining_symbol_has_its_history_and_full_indicators_on_day_one(stored, fake_yahoo):
     day, joining = _joining_session(stored, "top:50")
+    _prime(stored, fake_yahoo, day)
     start = session_before(day, 300)
     market = stored.loopback(fake_yahoo, "top:50", start)
     result = stored.run([asx_symbols, market_bars, daily_indicators], day, day, market)
@@ -243,9 +252,9 @@ def test_a_joining_symbol_has_its_history_and_full_indicators_on_day_one(stored,
     for symbol in joining:
         bars = prices[prices["symbol"] == symbol]
         assert bars["trade_date"].min() == start and len(bars) == 301
-    # Everyone else has only the day itself: history is loaded for joiners only.
+    # Everyone else has only yesterday and the day itself: history is loaded for joiners only.
     others = prices[~prices["symbol"].isin(joining)]
-    assert set(others["trade_date"]) == {day}
+    assert set(others["trade_date"]) <= {session_before(day), day}
     indicators = stored.read(DAILY_INDICATORS, day, day).set_index("symbol")
     for symbol in joining:
         assert indicators.loc[symbol, ["sma_200", "high_52w", "rsi_14"]].notna().all()
@@ -293,3 +302,59 @@ def test_a_leaving_symbol_keeps_every_stored_row(stored, fake_yahoo):
             before_rows.reset_index(drop=True), after_rows.reset_index(drop=True)
         )
     assert len(stored.read(CORPORATE_ACTIONS, dt.date(2022, 1, 1), last)) >= len(kept_actions)
+
+
+def test_a_joiner_whose_history_failed_gets_it_the_next_day(stored, fake_yahoo):
+    day, joining = _joining_session(stored, "top:50")
+    unlucky = sorted(joining)[0]
+    _prime(stored, fake_yahoo, day)
+    start = session_before(day, 300)
+    market = stored.loopback(fake_yahoo, "top:50", start)
+    fake_yahoo.fail(f"{unlucky}.AX", Fault.NOT_FOUND)
+    result = stored.run([asx_symbols, market_bars], day, day, market)
+    metadata = _prices_metadata(result)
+    assert unlucky in metadata["failed_symbols"].value
+    assert stored.read(DAILY_PRICES, start, day).query("symbol == @unlucky").empty
+
+    fake_yahoo.clear_faults()
+    following = dt.date(2025, 5, 1)
+    result = stored.run([asx_symbols, market_bars], following, following, market)
+    loaded = _prices_metadata(result)["history_loaded_for"].value
+    assert f"{unlucky} joins on {following}: no bar stored for {day}" in loaded
+    bars = stored.read(DAILY_PRICES, start, following).query("symbol == @unlucky")
+    assert bars["trade_date"].min() == start
+    # The others joined yesterday and have their bars: they are not loaded again.
+    for symbol in joining - {unlucky}:
+        assert f"{symbol} joins" not in loaded
+
+
+def test_a_history_load_never_removes_a_stored_action(stored, fake_yahoo):
+    day, joining = _joining_session(stored, "top:50")
+    symbol = sorted(joining)[0]
+    _prime(stored, fake_yahoo, day)
+    start = session_before(day, 300)
+    planted = pd.DataFrame(
+        {
+            "ex_date": [session_before(day, 100)],
+            "symbol": [symbol],
+            "action": ["dividend"],
+            "value": [0.123],
+            "source": ["yahoo"],
+        }
+    )
+    window = Window(start, day)
+    stored.warehouse.replace_window(
+        CORPORATE_ACTIONS, window, conform_frame(CORPORATE_ACTIONS, window, planted)
+    )
+    market = stored.loopback(fake_yahoo, "top:50", start)
+    stored.run([asx_symbols, market_bars], day, day, market)
+    actions = stored.read(CORPORATE_ACTIONS, start, day).query("symbol == @symbol")
+    assert 0.123 in set(actions["value"])
+
+
+def _prices_metadata(result):
+    return next(
+        event.materialization.metadata
+        for event in result.get_asset_materialization_events()
+        if event.materialization.asset_key.path[-1] == "daily_prices"
+    )
