@@ -108,7 +108,8 @@ def run(path: Path, symbols: int, first: dt.date, last: dt.date) -> dict[str, ob
         for event in result.get_asset_materialization_events()
     ]
     rows = {
-        m.asset_key.to_user_string(): m.metadata["rows_written"].value for m in materializations
+        m.asset_key.to_user_string(): m.metadata["dagster/row_count"].value
+        for m in materializations
     }
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {

@@ -76,7 +76,7 @@ def _measure(args: argparse.Namespace) -> dict[str, float]:
         )
         # A range run records one materialisation per partition, each with the run's metadata.
         row_counts = {
-            event.asset_key: int(event.materialization.metadata["row_count"].value)
+            event.asset_key: int(event.materialization.metadata["dagster/row_count"].value)
             for event in result.get_asset_materialization_events()
         }
         rows += sum(row_counts.values())

@@ -26,7 +26,6 @@ def market_breadth(
     frame = compute_breadth(in_universe(daily_indicators, asx_symbols), daily_prices)
     latest = frame.iloc[-1] if not frame.empty else None
     metadata: dict[str, object] = {
-        "row_count": len(frame),
         **session_span(sessions_in_window(window.start, window.end)),
         "preview": preview(frame.tail(10)),
     }

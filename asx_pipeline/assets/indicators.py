@@ -64,7 +64,6 @@ def daily_indicators(
     return Output(
         frame,
         metadata={
-            "row_count": len(frame),
             "symbols": int(frame["symbol"].nunique()) if not frame.empty else 0,
             **session_span(sessions),
             "lookback_sessions": LOOKBACK_SESSIONS,

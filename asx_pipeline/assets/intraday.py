@@ -151,7 +151,6 @@ def intraday_quotes(
     return Output(
         frame,
         metadata={
-            "row_count": len(frame),
             "snapshot_at": at.astimezone(SYDNEY).isoformat(),
             "symbols_requested": len(tickers),
             "symbols_failed": names(snapshot.failed),

@@ -183,7 +183,6 @@ def market_bars(
             actions,
             output_name="corporate_actions",
             metadata={
-                "row_count": len(actions),
                 "dividends": int((actions["action"] == "dividend").sum()),
                 "splits": int((actions["action"] == "split").sum()),
                 "kept_previous_rows_for": names(_symbol(t) for t in history.failed),
@@ -345,7 +344,6 @@ def _prices_metadata(
     refused = [f"{_symbol(bar.ticker)} {bar.session}: {bar.reason}" for bar in history.refused]
     kept = failed | {f"{_symbol(bar.ticker)} {bar.session}" for bar in history.refused}
     return {
-        "row_count": len(prices),
         "symbols_requested": len(requested),
         "symbols_received": len(received),
         "coverage": round(len(received) / len(requested), 4) if requested else 0.0,

@@ -66,7 +66,6 @@ def screener_results(
     return Output(
         frame,
         metadata={
-            "row_count": len(frame),
             **session_span(sessions_in_window(window.start, window.end)),
             "screeners_file": config.path,
             **{f"hits_{s.name}": int(hits.get(s.name, 0)) for s in config.screeners},

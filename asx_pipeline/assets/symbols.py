@@ -229,7 +229,6 @@ def asx_symbols(
     return Output(
         frame,
         metadata={
-            "row_count": len(frame),
             "sessions": len(sessions),
             **session_span(sessions),
             "universe": market_data.universe,

@@ -112,7 +112,7 @@ def test_runs_and_materialisations_are_stored_in_postgres(
         assert materialization is not None and materialization.partition == key
         # top:5 on one session: five symbols, five bars (that day has no corporate action).
         expected_rows = 0 if name == "corporate_actions" else 5
-        assert materialization.metadata["rows_written"].value == expected_rows, name
+        assert materialization.metadata["dagster/row_count"].value == expected_rows, name
 
     # And straight from the tables of that database.
     with psycopg.connect(postgres_dsn) as conn:
