@@ -97,3 +97,26 @@ def test_demo_command_summarises_and_reruns_identically(tmp_path) -> None:
         assert "make ui" in output
     # Everything but the run id is the same the second time.
     assert outputs[0].splitlines()[-7:-2] == outputs[1].splitlines()[-7:-2]
+
+
+def test_every_table_asset_shows_its_table_contract_in_the_ui() -> None:
+    from dagster import AssetKey
+
+    from asx_pipeline.definitions import defs
+    from asx_pipeline.warehouse.tables import TABLES
+
+    shown = {}
+    for assets_def in defs.resolve_all_asset_specs():
+        if "dagster/table_name" in assets_def.metadata:
+            shown[assets_def.key] = assets_def.metadata
+    stored = {name for name, table in TABLES.items() if not table.append_only}
+    assert {key.path[-1] for key in shown} == stored
+    for key, metadata in shown.items():
+        table = TABLES[metadata["dagster/table_name"]]
+        assert key == AssetKey(table.name)
+        columns = metadata["dagster/column_schema"].columns
+        assert [c.name for c in columns] == table.column_names
+        assert [c.type for c in columns] == [c.type for c in table.columns]
+        for column in columns:
+            required = column.name in table.key or not table.column(column.name).nullable
+            assert column.constraints.nullable is not required, (table.name, column.name)

@@ -2,7 +2,13 @@
 
 from typing import Any
 
-from dagster import BackfillPolicy, asset
+from dagster import (
+    BackfillPolicy,
+    TableColumn,
+    TableColumnConstraints,
+    TableSchema,
+    asset,
+)
 
 from asx_pipeline.calendar import asx_trading_days
 from asx_pipeline.warehouse.tables import TableSpec
@@ -21,5 +27,23 @@ def daily_table_asset(table: TableSpec, group_name: str, **options: Any) -> Any:
         group_name=group_name,
         kinds=options.pop("kinds", {"pandas"}),
         description=table.description,
+        metadata=table_metadata(table),
         **options,
     )
+
+
+def table_metadata(table: TableSpec) -> dict[str, Any]:
+    """The table contract where the UI shows it: its name and its columns with their logical
+    types (tables.py); the key columns and the non-nullable ones are marked not nullable."""
+    columns = [
+        TableColumn(
+            name=column.name,
+            type=column.type,
+            constraints=TableColumnConstraints(
+                nullable=column.nullable and column.name not in table.key,
+                other=["primary key"] if column.name in table.key else [],
+            ),
+        )
+        for column in table.columns
+    ]
+    return {"dagster/table_name": table.name, "dagster/column_schema": TableSchema(columns)}

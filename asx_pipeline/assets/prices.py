@@ -24,6 +24,7 @@ from dagster import (
 )
 
 from asx_pipeline.analytics.point_in_time import Joiner, joiners
+from asx_pipeline.assets.daily import table_metadata
 from asx_pipeline.assets.metadata import (
     FAILED_SYMBOLS,
     REFUSED_BARS,
@@ -92,12 +93,14 @@ def actions_frame(history: PriceHistory, symbols: pd.DataFrame, source: str) -> 
             io_manager_key="warehouse_io_manager",
             is_required=False,
             description=DAILY_PRICES.description,
+            metadata=table_metadata(DAILY_PRICES),
             kinds={"pandas"},
         ),
         "corporate_actions": AssetOut(
             io_manager_key="warehouse_io_manager",
             is_required=False,
             description=CORPORATE_ACTIONS.description,
+            metadata=table_metadata(CORPORATE_ACTIONS),
             kinds={"pandas"},
         ),
     },
