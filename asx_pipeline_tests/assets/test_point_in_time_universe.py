@@ -346,10 +346,17 @@ def test_a_history_load_never_removes_a_stored_action(stored, fake_yahoo):
     stored.warehouse.replace_window(
         CORPORATE_ACTIONS, window, conform_frame(CORPORATE_ACTIONS, window, planted)
     )
+    # Yahoo's answer has a dividend of its own in the history range, but not the stored one.
+    served_ex_date = session_before(day, 50)
+    fake_yahoo.serve_sessions(
+        f"{symbol}.AX", dt.date(2022, 1, 3), dt.date(2026, 8, 31), dividends={served_ex_date: 0.5}
+    )
     market = stored.loopback(fake_yahoo, "top:50", start)
     stored.run([asx_symbols, market_bars], day, day, market)
     actions = stored.read(CORPORATE_ACTIONS, start, day).query("symbol == @symbol")
-    assert 0.123 in set(actions["value"])
+    by_date = dict(zip(actions["ex_date"], actions["value"], strict=True))
+    assert by_date[served_ex_date] == pytest.approx(0.5, rel=1e-6)  # the answer's, added
+    assert by_date[session_before(day, 100)] == 0.123  # the stored one, kept
 
 
 def _prices_metadata(result):
