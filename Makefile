@@ -21,9 +21,10 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 demo: $(INSTALLED) $(DAGSTER_HOME)/dagster.yaml
 	ASX_MARKET_DATA=sample $(BIN)/asx-pipeline demo
 
-## test: lint, then the whole suite (no network; Postgres found or started by the tests)
+## test: lint, load the definitions (dg check defs), then the whole suite (no network; Postgres found or started by the tests)
 test: $(INSTALLED)
 	$(BIN)/ruff check asx_pipeline asx_pipeline_tests bench
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg check defs
 	$(BIN)/pytest
 
 ## ui: the Dagster web UI and daemon on http://127.0.0.1:3000
