@@ -243,7 +243,7 @@ def _db_migrate(args: argparse.Namespace) -> int:
 def _db_status(args: argparse.Namespace) -> int:
     from asx_pipeline.settings import get_settings
     from asx_pipeline.warehouse.migrations import MigrationError, migration_status
-    from asx_pipeline.warehouse.postgres_backend import scrub_dsn
+    from asx_pipeline.warehouse.postgres_sql import scrub_dsn
 
     db_url = get_settings().supabase_db_url
     if db_url is None:

@@ -28,7 +28,7 @@ from email.message import EmailMessage
 from urllib.parse import urlsplit, urlunsplit
 
 from asx_pipeline.settings import Settings
-from asx_pipeline.warehouse.postgres_backend import dsn_passwords
+from asx_pipeline.warehouse.postgres_sql import dsn_passwords
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ from asx_pipeline.notify import Notifier, redact, secrets_of
 from asx_pipeline.runs import failed_symbols_of_run
 from asx_pipeline.settings import DSN_EXPECTED, load_settings
 from asx_pipeline.warehouse.frames import WarehouseError, Window
-from asx_pipeline.warehouse.postgres_backend import dsn_passwords
+from asx_pipeline.warehouse.postgres_sql import dsn_passwords
 from asx_pipeline.warehouse.rest_backend import SupabaseRestWarehouse
 from asx_pipeline.warehouse.tables import DAILY_PRICES
 from asx_pipeline_tests.test_cli import _environment as cli_environment

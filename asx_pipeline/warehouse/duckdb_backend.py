@@ -26,23 +26,14 @@ from asx_pipeline.warehouse.frames import (
     refuse_append_to_windowed,
     refuse_replace_of_append_only,
 )
-from asx_pipeline.warehouse.tables import TABLES, ColumnType, TableSpec
+from asx_pipeline.warehouse.tables import TABLES, TableSpec, sql_type
 
-_SQL_TYPES: dict[ColumnType, str] = {
-    "date": "DATE",
-    "text": "VARCHAR",
-    "double": "DOUBLE",
-    "bigint": "BIGINT",
-    "integer": "INTEGER",
-    "timestamp": "TIMESTAMPTZ",
-    "boolean": "BOOLEAN",
-}
 _LOCK_POLL_SECONDS = 0.05
 
 
 def create_table_sql(table: TableSpec) -> str:
     columns = [
-        f'"{c.name}" {_SQL_TYPES[c.type]}{"" if c.nullable else " NOT NULL"}'
+        f'"{c.name}" {sql_type(c.type, "duckdb")}{"" if c.nullable else " NOT NULL"}'
         for c in table.columns
     ]
     key = ", ".join(f'"{name}"' for name in table.key)
@@ -76,7 +67,7 @@ def _create_or_upgrade(connection: duckdb.DuckDBPyConnection) -> None:
             if column.name not in stored:
                 connection.execute(
                     f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" '
-                    f"{_SQL_TYPES[column.type]}"
+                    f"{sql_type(column.type, 'duckdb')}"
                 )
 
 

@@ -34,14 +34,8 @@ from typing import Any
 import psycopg
 
 from asx_pipeline.warehouse.frames import WarehouseError
-from asx_pipeline.warehouse.postgres_backend import (
-    WINDOW_LOCK_PREFIX,
-    InvalidDsnError,
-    connect,
-    iter_tables,
-    redact,
-)
-from asx_pipeline.warehouse.tables import ColumnType, TableSpec, table_for
+from asx_pipeline.warehouse.postgres_sql import InvalidDsnError, connect, redact, window_lock_key
+from asx_pipeline.warehouse.tables import TABLES, TableSpec, sql_type, table_for
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "deploy" / "supabase" / "migrations"
 _FILE_PATTERN = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -56,16 +50,6 @@ CREATE TABLE IF NOT EXISTS asx_private.schema_migrations (
     applied_at timestamptz NOT NULL DEFAULT now()
 );
 """
-
-SQL_TYPES: dict[ColumnType, str] = {
-    "date": "date",
-    "text": "text",
-    "double": "double precision",
-    "bigint": "bigint",
-    "integer": "integer",
-    "timestamp": "timestamp with time zone",
-    "boolean": "boolean",
-}
 
 
 class MigrationError(WarehouseError):
@@ -193,7 +177,7 @@ def schema_problems(conn: psycopg.Connection[Any], directory: Path | None = None
         if pending:
             problems.append(f"{len(pending)} pending migration(s): {', '.join(pending)}")
     existing = _public_columns(conn)
-    for table in iter_tables():
+    for table in TABLES.values():
         if table.name not in existing:
             problems.append(f"table public.{table.name} is missing")
             continue
@@ -323,7 +307,7 @@ def _render_heading(table: TableSpec) -> str:
 
 def _render_create(table: TableSpec) -> str:
     columns = ",\n".join(
-        f"    {c.name} {SQL_TYPES[c.type]}{'' if c.nullable else ' NOT NULL'}"
+        f"    {c.name} {sql_type(c.type, 'postgres')}{'' if c.nullable else ' NOT NULL'}"
         for c in table.columns
     )
     key = ", ".join(table.key)
@@ -349,7 +333,7 @@ def _sql_string(text: str) -> str:
 
 
 def _render_lock(table: TableSpec) -> str:
-    key = _sql_string(WINDOW_LOCK_PREFIX + table.name)
+    key = _sql_string(window_lock_key(table))
     return f"    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext({key}));"
 
 

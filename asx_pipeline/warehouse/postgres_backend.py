@@ -17,27 +17,22 @@ of a broken one. That is safe even when the COMMIT itself was in flight (its out
 because replacing a window with the same rows twice leaves the same rows, and an append whose
 partitions are stored already adds nothing.
 
-The DSN holds a password: it is kept private, never formatted into a message, and every error text
-from the driver is scrubbed of it before it is raised. A DSN libpq cannot parse (or would misread)
-is refused before libpq sees it, because libpq's parse errors quote the DSN, password and all, and
-a redaction that has to parse the DSN to find its password cannot find it in one that does not.
+The DSN holds a password: connecting, and scrubbing it out of every message, is postgres_sql.py's
+(the migration commands connect the same way).
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import re
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
-from urllib.parse import quote, unquote
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, get_args
 
 import pandas as pd
 import psycopg
 from dagster import Failure
 from psycopg import sql
 from psycopg.adapt import PyFormat
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.postgres import types as pg_types
 from tenacity import (
     Retrying,
     retry_if_exception,
@@ -45,7 +40,6 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from asx_pipeline.settings import dsn_error, dsn_problem
 from asx_pipeline.warehouse.frames import (
     WarehouseError,
     Window,
@@ -54,22 +48,25 @@ from asx_pipeline.warehouse.frames import (
     refuse_append_to_windowed,
     refuse_replace_of_append_only,
 )
-from asx_pipeline.warehouse.tables import TABLES, ColumnType, TableSpec
+from asx_pipeline.warehouse.migrations import schema_problems
+from asx_pipeline.warehouse.postgres_sql import (
+    connect,
+    is_transaction_pooler,
+    python_values,
+    redact,
+    scrub_dsn,
+    window_lock_key,
+)
+from asx_pipeline.warehouse.tables import ColumnType, TableSpec, sql_type
 
-TRANSACTION_POOLER_PORT = "6543"
-# The SQL functions of the migrations take the same lock, so REST and direct writers queue too.
-WINDOW_LOCK_PREFIX = "asx_pipeline.replace_window:"
 MIGRATE_HINT = "run `asx-pipeline db migrate`"
 
-# Binary COPY needs the Postgres type of every column up front.
+# Binary COPY needs the Postgres type of every column up front. These are the types of the
+# migrations' DDL (`sql_type`) by their catalog names (float8 for double precision, ...), which
+# is how COPY and the array casts below have always named them.
 PG_COPY_TYPES: dict[ColumnType, str] = {
-    "date": "date",
-    "text": "text",
-    "double": "float8",
-    "bigint": "int8",
-    "integer": "int4",
-    "timestamp": "timestamptz",
-    "boolean": "bool",
+    column_type: pg_types[sql_type(column_type, "postgres")].name
+    for column_type in get_args(ColumnType)
 }
 # SQLSTATEs worth re-running a whole transaction for: the server went away or refused us for now,
 # or Postgres itself asks for a retry (serialization failure, deadlock).
@@ -91,136 +88,6 @@ class SchemaOutOfDateError(WarehouseError, Failure):
         Failure.__init__(self, description=message, allow_retries=False)
 
 
-class InvalidDsnError(WarehouseError, Failure):
-    """The connection string cannot be used as it is; the message never quotes any of it.
-
-    A `Failure` that forbids retries, like SchemaOutOfDateError: no retry fixes a typo.
-    """
-
-    def __init__(self, problem: str) -> None:
-        message = f"SUPABASE_DB_URL is {dsn_error(problem)}"
-        Failure.__init__(self, description=message, allow_retries=False)
-
-
-def parse_dsn(dsn: str) -> dict[str, Any]:
-    """libpq's reading of the DSN; InvalidDsnError when it cannot read it, or would misread it."""
-    problem = dsn_problem(dsn)
-    if problem:
-        raise InvalidDsnError(problem)
-    try:
-        return conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError:
-        # `from None`: libpq's message quotes the DSN.
-        raise InvalidDsnError("does not parse") from None
-
-
-_SHOWN_PARAMETERS = frozenset(
-    {"sslmode", "sslrootcert", "application_name", "connect_timeout", "target_session_attrs"}
-)
-
-
-def scrub_dsn(dsn: str) -> str:
-    """The DSN as a URL with the password replaced by `***`, safe for logs and messages."""
-    try:
-        params = parse_dsn(dsn)
-    except InvalidDsnError:
-        # Nothing of it is shown: with an unencoded @ the "host" is the end of the password.
-        return "<unparseable connection string>"
-    user = quote(params.get("user") or "", safe="")
-    auth = f"{user}{':***' if params.get('password') else ''}@" if user else ""
-    host = params.get("host") or "localhost"
-    port = f":{params['port']}" if params.get("port") else ""
-    # An allow-list: anything else (sslpassword, a key in `options`, ...) may be a secret.
-    options = {k: v for k, v in params.items() if k in _SHOWN_PARAMETERS}
-    query = "&".join(f"{k}={quote(str(v), safe='')}" for k, v in sorted(options.items()))
-    return f"postgresql://{auth}{host}{port}/{params.get('dbname') or ''}" + (
-        f"?{query}" if query else ""
-    )
-
-
-def redact(text: str, dsn: str) -> str:
-    """`text` with the DSN's password (raw and URL-encoded) and the DSN itself removed.
-
-    Works on a DSN libpq cannot parse too: its password is then found by the DSN's shape.
-    """
-    for secret in sorted({dsn, *dsn_passwords(dsn)}, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
-
-
-def dsn_passwords(dsn: str) -> set[str]:
-    """The DSN's passwords in every form a message may show: libpq's reading when it can read
-    the DSN, else what looks like one; each as is, percent-encoded and percent-decoded."""
-    secrets = password_candidates(dsn)
-    with contextlib.suppress(psycopg.ProgrammingError):
-        params = conninfo_to_dict(dsn)
-        secrets |= {str(params[name]) for name in ("password", "sslpassword") if params.get(name)}
-    return {form for secret in secrets for form in _encodings(secret)}
-
-
-# `password=...` or `sslpassword=...` in libpq's key=value form: quoted, or up to a space.
-_KEY_VALUE_PASSWORD = re.compile(r"(?:^|\s)(?:ssl)?password\s*=\s*(?:'((?:\\.|[^'\\])*)'?|(\S*))")
-# ...and, for a password with an unquoted space, everything up to the next `key=` or the end.
-_KEY_VALUE_TAIL = re.compile(r"(?:^|\s)(?:ssl)?password\s*=\s*(.*?)(?=\s+[A-Za-z_]+\s*=|\s*$)")
-
-
-def password_candidates(dsn: str) -> set[str]:
-    """Whatever in `dsn` may be a password, read by shape alone (libpq need not parse it).
-
-    URL-like text (`scheme://user:password@host`, `postgresql//...`, `user:pw@host`): for every
-    `@`, what follows the user name's colon, so an `@` or `/` in the password is covered too.
-    Key=value text: the value of `password=` (quoted, bare, or running up to the next key).
-    """
-    found: set[str] = set()
-    for at in (index for index, char in enumerate(dsn) if char == "@"):
-        head = dsn[:at]
-        slashes = head.find("//")
-        userinfo = head[slashes + 2 :] if slashes >= 0 else head
-        if ":" in userinfo:
-            found |= {userinfo.split(":", 1)[1], userinfo.rsplit(":", 1)[1]}
-    for match in _KEY_VALUE_PASSWORD.finditer(dsn):
-        found |= {group for group in match.groups() if group}
-    for match in _KEY_VALUE_TAIL.finditer(dsn):
-        found.add(match.group(1))
-    return {candidate for candidate in found if candidate}
-
-
-def _encodings(secret: str) -> set[str]:
-    """The forms a secret may take in a message: as is, percent-encoded, percent-decoded."""
-    forms = {secret, quote(secret, safe=""), quote(secret), unquote(secret)}
-    return {form for form in forms if form}
-
-
-def is_transaction_pooler(dsn: str) -> bool:
-    """Supavisor's transaction mode (port 6543) cannot keep prepared statements across calls."""
-    ports = str(parse_dsn(dsn).get("port") or "").split(",")
-    return TRANSACTION_POOLER_PORT in ports
-
-
-def connect(
-    dsn: str, *, connect_timeout_s: int = 10, application_name: str = "asx-pipeline"
-) -> psycopg.Connection[Any]:
-    """An autocommit connection (transactions are explicit); settings in the DSN win.
-
-    SSL parameters (`sslmode`, `sslrootcert`, ...) pass through untouched from the DSN.
-    InvalidDsnError, never libpq's quoting parse error, when the DSN cannot be used.
-    """
-    params = parse_dsn(dsn)
-    extra: dict[str, Any] = {}
-    if "connect_timeout" not in params:
-        extra["connect_timeout"] = connect_timeout_s
-    if "application_name" not in params:
-        extra["application_name"] = application_name
-    if is_transaction_pooler(dsn):
-        extra["prepare_threshold"] = None
-    try:
-        return psycopg.connect(dsn, autocommit=True, **extra)
-    except psycopg.ProgrammingError:
-        # Only parsing the conninfo raises this here (a refused connection is OperationalError),
-        # and its message quotes the DSN.
-        raise InvalidDsnError("does not parse") from None
-
-
 def is_transient(error: BaseException) -> bool:
     """Worth re-running a whole transaction on a fresh connection."""
     if isinstance(error, psycopg.errors.QueryCanceled):
@@ -231,10 +98,6 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, psycopg.OperationalError) and (
         error.sqlstate is None or error.sqlstate.startswith("08")
     )
-
-
-def window_lock_key(table: TableSpec) -> str:
-    return WINDOW_LOCK_PREFIX + table.name
 
 
 class PostgresWarehouse:
@@ -273,9 +136,6 @@ class PostgresWarehouse:
 
     def check_schema(self) -> None:
         """Fail, saying to run `asx-pipeline db migrate`, if the database is behind this code."""
-        # Imported here: migrations.py uses this module's connection helpers.
-        from asx_pipeline.warehouse.migrations import schema_problems
-
         problems = self._with_retries("schema check", lambda conn: schema_problems(conn))
         if problems:
             raise SchemaOutOfDateError(
@@ -451,22 +311,6 @@ def copy_rows(table: TableSpec, frame: pd.DataFrame) -> list[tuple[Any, ...]]:
     return list(zip(*columns, strict=True))
 
 
-def python_values(series: pd.Series, column_type: ColumnType) -> list[Any]:
-    """One column as the Python values psycopg dumps, None for missing."""
-    missing = series.isna().to_numpy()
-    if column_type == "double":
-        # NaN is "missing" in pandas; Postgres would store it as a real NaN, DuckDB as NULL.
-        values = series.to_numpy(dtype="float64").astype(object)
-    elif column_type == "timestamp":
-        # Per-element Timestamp boxing is ~3x slower than the array's own conversion.
-        values = pd.to_datetime(series, utc=True).array.to_pydatetime().astype(object)
-    else:
-        values = series.to_numpy(dtype=object, na_value=None)
-    if missing.any():
-        values[missing] = None
-    return values.tolist()
-
-
 def _wanted_columns(table: TableSpec, columns: Sequence[str] | None) -> list[str]:
     if columns is None:
         return table.column_names
@@ -580,8 +424,3 @@ def _select_window_sql(table: TableSpec, wanted: Sequence[str]) -> sql.Composed:
         part=sql.Identifier(table.partition_column),
         key=_identifiers(table.key),
     )
-
-
-def iter_tables() -> Iterator[TableSpec]:
-    """Every table this code knows, in `tables.py` order (what the schema check expects)."""
-    yield from TABLES.values()

@@ -38,8 +38,8 @@ from asx_pipeline.warehouse.frames import (
     refuse_append_to_windowed,
     refuse_replace_of_append_only,
 )
-from asx_pipeline.warehouse.postgres_backend import python_values
-from asx_pipeline.warehouse.tables import TableSpec
+from asx_pipeline.warehouse.postgres_sql import python_values
+from asx_pipeline.warehouse.tables import ColumnType, TableSpec
 
 ClientFactory = Callable[[str, str], Client]
 T = TypeVar("T")
@@ -270,8 +270,8 @@ def partition_requests(
     return requests
 
 
-def _json_values(series: pd.Series, column_type: str) -> list[Any]:
-    values = python_values(series, column_type)  # type: ignore[arg-type]
+def _json_values(series: pd.Series, column_type: ColumnType) -> list[Any]:
+    values = python_values(series, column_type)
     if column_type in ("date", "timestamp"):
         return [None if value is None else value.isoformat() for value in values]
     return values

@@ -1,8 +1,8 @@
 """The warehouse schema: a contract, because a web app reads these tables.
 
 Every table's first column is its partition column and every table has a primary key, so that a
-rerun can replace a window but never duplicate a row. Column types are logical; each backend maps
-them to its own SQL types.
+rerun can replace a window but never duplicate a row. Column types are logical; `sql_type` names
+each one's SQL type in the two SQL dialects the backends write (Postgres and DuckDB).
 """
 
 from __future__ import annotations
@@ -11,6 +11,26 @@ from dataclasses import dataclass
 from typing import Literal
 
 ColumnType = Literal["date", "text", "double", "bigint", "integer", "timestamp", "boolean"]
+SqlDialect = Literal["postgres", "duckdb"]
+
+# The same SQL types in both dialects, spelled as each backend's DDL has always written them. The
+# Postgres spellings are those of the migration files (test_migrations.py compares the DDL it
+# renders with them); the DuckDB ones are DuckDB's own names, which DESCRIBE shows (it would take
+# the Postgres spellings too, and store text as VARCHAR, double precision as DOUBLE either way).
+_SQL_TYPES: dict[ColumnType, dict[SqlDialect, str]] = {
+    "date": {"postgres": "date", "duckdb": "DATE"},
+    "text": {"postgres": "text", "duckdb": "VARCHAR"},
+    "double": {"postgres": "double precision", "duckdb": "DOUBLE"},
+    "bigint": {"postgres": "bigint", "duckdb": "BIGINT"},
+    "integer": {"postgres": "integer", "duckdb": "INTEGER"},
+    "timestamp": {"postgres": "timestamp with time zone", "duckdb": "TIMESTAMPTZ"},
+    "boolean": {"postgres": "boolean", "duckdb": "BOOLEAN"},
+}
+
+
+def sql_type(column_type: ColumnType, dialect: SqlDialect) -> str:
+    """The SQL type a column of `column_type` has in `dialect`'s DDL."""
+    return _SQL_TYPES[column_type][dialect]
 
 
 @dataclass(frozen=True)

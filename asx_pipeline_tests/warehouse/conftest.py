@@ -33,7 +33,7 @@ from psycopg.conninfo import make_conninfo
 from pytest_postgresql.executors import PostgreSQLExecutor
 
 from asx_pipeline.warehouse.migrations import apply_migrations
-from asx_pipeline.warehouse.postgres_backend import scrub_dsn
+from asx_pipeline.warehouse.postgres_sql import scrub_dsn
 
 LOCAL_SERVER_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 

@@ -21,7 +21,8 @@ import respx
 from asx_pipeline.warehouse.backend import WarehouseBackend
 from asx_pipeline.warehouse.duckdb_backend import DuckDBWarehouse
 from asx_pipeline.warehouse.frames import WarehouseError, Window, conform_frame
-from asx_pipeline.warehouse.postgres_backend import PostgresWarehouse, window_lock_key
+from asx_pipeline.warehouse.postgres_backend import PostgresWarehouse
+from asx_pipeline.warehouse.postgres_sql import window_lock_key
 from asx_pipeline.warehouse.rest_backend import SupabaseRestWarehouse, partition_requests
 from asx_pipeline.warehouse.tables import ASX_DIRECTORY_SNAPSHOTS, ASX_SYMBOLS
 from asx_pipeline_tests.warehouse.fake_postgrest import KEY, URL, FakePostgrest

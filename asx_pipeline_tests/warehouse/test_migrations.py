@@ -20,7 +20,6 @@ import respx
 from asx_pipeline.warehouse.frames import Window, conform_frame
 from asx_pipeline.warehouse.migrations import (
     MIGRATIONS_DIR,
-    SQL_TYPES,
     MigrationError,
     apply_migrations,
     discover_migrations,
@@ -31,7 +30,7 @@ from asx_pipeline.warehouse.migrations import (
 )
 from asx_pipeline.warehouse.postgres_backend import PostgresWarehouse, SchemaOutOfDateError
 from asx_pipeline.warehouse.rest_backend import SupabaseRestWarehouse
-from asx_pipeline.warehouse.tables import ASX_SYMBOLS, DAILY_PRICES, TABLES, TableSpec
+from asx_pipeline.warehouse.tables import ASX_SYMBOLS, DAILY_PRICES, TABLES, TableSpec, sql_type
 from asx_pipeline_tests.warehouse.fake_postgrest import KEY, URL, FakePostgrest
 from asx_pipeline_tests.warehouse.sample_frames import make_frame, window_of
 
@@ -98,7 +97,8 @@ def test_tables_match_tables_py_column_for_column(migrated_dsn: str, table: Tabl
         f"`python -m asx_pipeline.warehouse.migrations render {table.name}`"
     )
     assert columns == [
-        (c.name, SQL_TYPES[c.type], not c.nullable or c.name in table.key) for c in table.columns
+        (c.name, sql_type(c.type, "postgres"), not c.nullable or c.name in table.key)
+        for c in table.columns
     ]
     primary_key = query(
         migrated_dsn,

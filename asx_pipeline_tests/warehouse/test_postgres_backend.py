@@ -14,7 +14,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from asx_pipeline.assets.symbols import asx_symbols
 from asx_pipeline.sources.resource import MarketDataResource
-from asx_pipeline.warehouse import postgres_backend
+from asx_pipeline.warehouse import postgres_backend, postgres_sql
 from asx_pipeline.warehouse.frames import WarehouseError, conform_frame
 from asx_pipeline.warehouse.io_manager import WarehouseIOManager
 from asx_pipeline.warehouse.migrations import (
@@ -23,7 +23,8 @@ from asx_pipeline.warehouse.migrations import (
     migration_status,
     pending_migrations,
 )
-from asx_pipeline.warehouse.postgres_backend import PostgresWarehouse, connect, scrub_dsn
+from asx_pipeline.warehouse.postgres_backend import PostgresWarehouse
+from asx_pipeline.warehouse.postgres_sql import connect, scrub_dsn
 from asx_pipeline.warehouse.tables import DAILY_PRICES
 from asx_pipeline_tests.warehouse.sample_frames import make_frame, window_of
 
@@ -40,7 +41,7 @@ def test_scrubbed_dsn_keeps_only_harmless_parameters() -> None:
     scrubbed = scrub_dsn(dsn)
     assert "KeyPass123" not in scrubbed and "tok456" not in scrubbed
     assert scrubbed.endswith("?sslmode=verify-full&sslrootcert=ca.crt")
-    assert "KeyPass123" not in postgres_backend.redact("failed: sslpassword=KeyPass123", dsn)
+    assert "KeyPass123" not in postgres_sql.redact("failed: sslpassword=KeyPass123", dsn)
 
 
 def test_scrubbed_dsn_keeps_everything_but_the_password() -> None:
@@ -164,10 +165,10 @@ def test_a_typo_dsn_is_refused_by_every_entry_point_without_quoting_it(case) -> 
     for entry_point in (
         PostgresWarehouse,
         connect,
-        postgres_backend.is_transaction_pooler,
-        postgres_backend.parse_dsn,
+        postgres_sql.is_transaction_pooler,
+        postgres_sql.parse_dsn,
     ):
-        with pytest.raises(postgres_backend.InvalidDsnError) as raised:
+        with pytest.raises(postgres_sql.InvalidDsnError) as raised:
             entry_point(dsn)
         assert isinstance(raised.value, WarehouseError)
         _assert_names_the_setting_only(raised.value, dsn, password)
@@ -200,7 +201,7 @@ def test_redact_removes_the_password_of_any_dsn_parseable_or_not(case) -> None:
     )
     assert password in text
 
-    cleaned = postgres_backend.redact(text, dsn)
+    cleaned = postgres_sql.redact(text, dsn)
     assert password not in cleaned and quote(password, safe="") not in cleaned
     assert dsn not in cleaned
 
@@ -208,7 +209,7 @@ def test_redact_removes_the_password_of_any_dsn_parseable_or_not(case) -> None:
 @pytest.mark.parametrize("case", list(LEGAL_ODD_DSNS))
 def test_odd_but_legal_passwords_are_read_as_libpq_reads_them(case) -> None:
     dsn, password = LEGAL_ODD_DSNS[case]
-    assert postgres_backend.parse_dsn(dsn)["password"] == password
+    assert postgres_sql.parse_dsn(dsn)["password"] == password
     assert scrub_dsn(dsn) == "postgresql://postgres:***@127.0.0.1:1/postgres"
 
 
@@ -221,7 +222,7 @@ def test_a_parse_error_from_psycopg_connect_itself_is_replaced(
         raise psycopg.ProgrammingError(f'missing "=" after "{conninfo}" in connection info string')
 
     monkeypatch.setattr(psycopg, "connect", refuse)
-    with pytest.raises(postgres_backend.InvalidDsnError) as raised:
+    with pytest.raises(postgres_sql.InvalidDsnError) as raised:
         connect(dsn)
     _assert_names_the_setting_only(raised.value, dsn, "S3cretPw")
 
