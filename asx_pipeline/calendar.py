@@ -15,13 +15,21 @@ Two Dagster traps shape this module:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import exchange_calendars as xcals
 import pandas as pd
-from dagster import TimeWindowPartitionsDefinition
+from dagster import TimeWindow, TimeWindowPartitionsDefinition
+
+from asx_pipeline.dagster_compat import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    PARTITION_NAME_TAG,
+)
+from asx_pipeline.warehouse.frames import Window
 
 ASX_TIMEZONE = "Australia/Sydney"
 SYDNEY = ZoneInfo(ASX_TIMEZONE)
@@ -30,6 +38,11 @@ CALENDAR_START = dt.date(2000, 1, 3)
 # The calendar reaches at least this far so that sample data (indexed by session) never depends on
 # today's date; it reaches further when today is closer than a year to it.
 CALENDAR_MIN_END = dt.date(2031, 12, 31)
+
+# Intraday snapshots: every quarter hour from the open, and one after the close that catches the
+# closing auction's price (16:10 on a normal day).
+SNAPSHOT_INTERVAL = dt.timedelta(minutes=15)
+AFTER_CLOSE = dt.timedelta(minutes=15)
 
 # exchange_calendars' weekmask starts on Monday; cron's day-of-week counts from Sunday = 0.
 _CRON_DAY_OF_WEEK = [1, 2, 3, 4, 5, 6, 0]
@@ -64,8 +77,84 @@ def sessions_in_window(start: dt.date, end: dt.date) -> list[dt.date]:
 
 
 def sydney_today(now: dt.datetime | None = None) -> dt.date:
-    """The date in Sydney now: the ASX's own idea of "today"."""
+    """The date in Sydney at `now` (default: now): the ASX's own idea of "today"."""
     return (now or dt.datetime.now(dt.UTC)).astimezone(SYDNEY).date()
+
+
+# --- the sessions a run covers ------------------------------------------------------------
+
+
+class RunSpan(NamedTuple):
+    """What a run covers: its date window (half-open, as Dagster's partition time window) and
+    the ASX sessions in it. Unpacks as `window, sessions = span_of(...)`."""
+
+    window: Window
+    sessions: list[dt.date]
+
+
+def window_of(time_window: TimeWindow) -> Window:
+    """Partition time windows start and end at Sydney midnight; the dates are the window."""
+    return Window(time_window.start.date(), time_window.end.date())
+
+
+def span_of(time_window: TimeWindow) -> RunSpan:
+    """The window and sessions of a run's partition time window (`context.partition_time_window`,
+    one session or a whole single-run range)."""
+    window = window_of(time_window)
+    return RunSpan(window, sessions_in_window(window.start, window.end))
+
+
+def partition_range(tags: Mapping[str, str]) -> tuple[str, str] | None:
+    """The first and last partition key in a run's tags (None for an unpartitioned run)."""
+    if PARTITION_NAME_TAG in tags:
+        return tags[PARTITION_NAME_TAG], tags[PARTITION_NAME_TAG]
+    start, end = tags.get(ASSET_PARTITION_RANGE_START_TAG), tags.get(ASSET_PARTITION_RANGE_END_TAG)
+    return (start, end) if start and end else None
+
+
+def partition_label(tags: Mapping[str, str]) -> str | None:
+    """The run's partition key, or `first...last` for a single-run range (logs and alerts)."""
+    keys = partition_range(tags)
+    if keys is None:
+        return None
+    first, last = keys
+    return first if first == last else f"{first}...{last}"
+
+
+def range_tags(first: dt.date, last: dt.date) -> dict[str, str]:
+    """Tags that make one run cover every partition from first to last (single-run backfill)."""
+    return {
+        ASSET_PARTITION_RANGE_START_TAG: partition_key(first),
+        ASSET_PARTITION_RANGE_END_TAG: partition_key(last),
+    }
+
+
+# --- the calendar, in words -----------------------------------------------------------------
+
+
+def holiday_name(day: dt.date) -> str | None:
+    """exchange_calendars' name for an ASX holiday on `day` (None if it has none)."""
+    calendar = asx_calendar()
+    stamp = pd.Timestamp(day)
+    named = calendar.regular_holidays.holidays(stamp, stamp, return_name=True)
+    if len(named):
+        # exchange_calendars 4.x spells it "Kings's Birthday".
+        return str(named.iloc[0]).replace("Kings's", "King's")
+    if stamp in set(calendar.adhoc_holidays):
+        return "a special ASX closure"
+    return None
+
+
+def non_session_reason(day: dt.date) -> str | None:
+    """Why `day` is not an XASX session, for a person reading the UI; None on a session."""
+    if is_session(day):
+        return None
+    label = f"{day:%A} {day.isoformat()}"
+    holiday = holiday_name(day)
+    if asx_calendar().weekmask[day.weekday()] == "0":
+        also = f" ({holiday})" if holiday else ""
+        return f"{label} is a weekend{also}: the ASX is closed, nothing to refresh."
+    return f"{label} is an ASX holiday ({holiday or 'unnamed'}): no session, nothing to refresh."
 
 
 def session_before(day: dt.date, count: int = 1) -> dt.date | None:
@@ -73,6 +162,23 @@ def session_before(day: dt.date, count: int = 1) -> dt.date | None:
     sessions = asx_calendar().sessions
     index = int(sessions.searchsorted(pd.Timestamp(day))) - count
     return sessions[index].date() if index >= 0 else None
+
+
+def session_open(session: dt.date) -> dt.datetime:
+    """When the session opens, in UTC."""
+    return asx_calendar().session_open(pd.Timestamp(session)).to_pydatetime()
+
+
+def snapshot_times(session: dt.date) -> list[dt.datetime]:
+    """Every intraday snapshot of a session: each quarter hour from the open to 15 minutes after
+    the close, so an early close (14:10 on Christmas Eve) ends at 14:15, a normal day at 16:15."""
+    first, last = session_open(session), session_close(session) + AFTER_CLOSE
+    times = []
+    moment = first
+    while moment <= last:
+        times.append(moment)
+        moment += SNAPSHOT_INTERVAL
+    return times
 
 
 def session_close(session: dt.date) -> dt.datetime:
@@ -183,11 +289,3 @@ def _holidays_on_trading_weekdays(first: dt.date) -> list[dt.datetime]:
 
 def partition_key(session: dt.date) -> str:
     return session.strftime(PARTITION_FORMAT)
-
-
-@lru_cache(maxsize=1)
-def asx_trading_days() -> TimeWindowPartitionsDefinition:
-    """The partitions every daily asset shares, starting at ASX_START_DATE."""
-    from asx_pipeline.settings import get_settings
-
-    return trading_day_partitions(get_settings().asx_start_date)

@@ -22,11 +22,11 @@ from dagster import (
 )
 
 from asx_pipeline.analytics import quality
-from asx_pipeline.calendar import asx_trading_days, sessions_between, sessions_in_window
+from asx_pipeline.calendar import sessions_between, span_of
+from asx_pipeline.configured import DAILY_PARTITIONS
 from asx_pipeline.runs import failed_symbols_of_run
 from asx_pipeline.sources.resource import MarketDataResource
 from asx_pipeline.warehouse.frames import Window
-from asx_pipeline.warehouse.io_manager import window_of
 from asx_pipeline.warehouse.tables import DAILY_PRICES
 
 _SHOWN_ROWS = 20
@@ -44,7 +44,7 @@ def _result(finding: quality.Finding, severity: AssetCheckSeverity, **extra) -> 
 @asset_check(
     asset="daily_prices",
     blocking=True,
-    partitions_def=asx_trading_days(),
+    partitions_def=DAILY_PARTITIONS,
     description="Every open, high, low and close is above zero (and every bar has a close).",
 )
 def daily_prices_positive(daily_prices: pd.DataFrame) -> AssetCheckResult:
@@ -54,7 +54,7 @@ def daily_prices_positive(daily_prices: pd.DataFrame) -> AssetCheckResult:
 @asset_check(
     asset="daily_prices",
     blocking=True,
-    partitions_def=asx_trading_days(),
+    partitions_def=DAILY_PARTITIONS,
     description="low <= open <= high and low <= close <= high on every bar.",
 )
 def daily_prices_ohlc_consistent(daily_prices: pd.DataFrame) -> AssetCheckResult:
@@ -64,7 +64,7 @@ def daily_prices_ohlc_consistent(daily_prices: pd.DataFrame) -> AssetCheckResult
 @asset_check(
     asset="daily_prices",
     blocking=True,
-    partitions_def=asx_trading_days(),
+    partitions_def=DAILY_PARTITIONS,
     description="Volume is never negative.",
 )
 def daily_prices_volume_non_negative(daily_prices: pd.DataFrame) -> AssetCheckResult:
@@ -74,7 +74,7 @@ def daily_prices_volume_non_negative(daily_prices: pd.DataFrame) -> AssetCheckRe
 @asset_check(
     asset="daily_prices",
     blocking=True,
-    partitions_def=asx_trading_days(),
+    partitions_def=DAILY_PARTITIONS,
     additional_ins={"asx_symbols": AssetIn()},
     description="At least ASX_MIN_COVERAGE (default 90%) of each session's active symbols have "
     "a bar; below it breadth, screeners and the report do not run on that session (ERROR).",
@@ -103,16 +103,15 @@ def daily_prices_coverage(
 
 @asset_check(
     asset="daily_prices",
-    partitions_def=asx_trading_days(),
-    required_resource_keys={"warehouse_io_manager"},
+    partitions_def=DAILY_PARTITIONS,
+    required_resource_keys={"warehouse"},
     description=f"No symbol's close is unchanged with zero volume for {quality.STALE_SESSIONS} "
     "sessions in a row (WARN).",
 )
 def daily_prices_stale_quotes(
     context: AssetCheckExecutionContext, daily_prices: pd.DataFrame
 ) -> AssetCheckResult:
-    window = window_of(context.partition_time_window)
-    sessions = sessions_in_window(window.start, window.end)
+    window, sessions = span_of(context.partition_time_window)
     history = _with_earlier_sessions(context, daily_prices, window, quality.STALE_SESSIONS - 1)
     return _result(quality.stale_quotes(history, sessions), AssetCheckSeverity.WARN)
 
@@ -120,7 +119,7 @@ def daily_prices_stale_quotes(
 @asset_check(
     asset="corporate_actions",
     blocking=True,
-    partitions_def=asx_trading_days(),
+    partitions_def=DAILY_PARTITIONS,
     additional_ins={"daily_prices": AssetIn()},
     description="Dividends are at least 0 and at most half the ex-date close; split ratios are "
     "finite, not 1, and within 1:1000..1000:1.",
@@ -145,7 +144,7 @@ def _with_earlier_sessions(
     earlier = [day for day in before if day < window.start][-sessions:]
     if not earlier:
         return prices
-    warehouse = context.resources.warehouse_io_manager.warehouse()
+    warehouse = context.resources.warehouse.open()
     history = warehouse.read_window(DAILY_PRICES, Window(earlier[0], window.start))
     return pd.concat([history, prices], ignore_index=True) if not history.empty else prices
 

@@ -19,6 +19,9 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:
     from dagster import AssetKey
 
+    from asx_pipeline.settings import Settings
+    from asx_pipeline.sources.directory_archive import ImportResult
+
 REPO_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
 DEMO_SESSIONS = 60
 
@@ -45,11 +48,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _configure_logging() -> None:
     """JSON lines from the first line on (ASX_LOG_FORMAT=json), before the definitions load."""
     from asx_pipeline.logging_config import configure_logging
-    from asx_pipeline.settings import SettingsError, get_settings
+    from asx_pipeline.settings import SettingsError
 
     # The command that needs the settings reports an invalid one itself.
     with contextlib.suppress(SettingsError):
-        configure_logging(get_settings().asx_log_format)
+        configure_logging(settings().asx_log_format)
+
+
+def settings() -> Settings:
+    """The settings of this process, validated once (settings.get_settings): every command
+    reads them here, and main() reports an invalid one."""
+    from asx_pipeline.settings import get_settings
+
+    return get_settings()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -143,15 +154,15 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from asx_pipeline.jobs import DAILY_JOB
     from asx_pipeline.runs import run_job_range, summarise_tables
-    from asx_pipeline.settings import get_settings
 
-    settings = get_settings()
+    config = settings()
     ensure_dagster_home()
-    first, last = _latest_sessions(args.sessions, settings.asx_data_delay_minutes)
+    first, last = _latest_sessions(args.sessions, config.asx_data_delay_minutes)
     print(
         f"asx-pipeline demo: {args.sessions} ASX sessions {first} .. {last}, "
-        f"market data: {settings.asx_market_data}, warehouse: {settings.warehouse_backend}",
+        f"market data: {config.asx_market_data}, warehouse: {config.warehouse_backend}",
         flush=True,
     )
     # The indicators look back LOOKBACK_SESSIONS sessions (sma_200, 52-week high), so the core
@@ -190,29 +201,29 @@ def _history_before(first: dt.date) -> tuple[dt.date, dt.date]:
 def _analytics_highlights(first: dt.date, day: dt.date) -> str:
     """Rows of the analytics tables, then the top screener hits and the report's path of the
     session `day`, as lines for a person."""
-    from asx_pipeline.definitions import open_warehouse
+    from asx_pipeline.runs import definitions_warehouse
     from asx_pipeline.warehouse.frames import Window
     from asx_pipeline.warehouse.tables import DAILY_REPORT, SCREENER_RESULTS, TABLES
 
-    warehouse = open_warehouse()
-    window = Window(first, day + dt.timedelta(days=1))
-    lines = [
-        f"  {name:<18} {len(warehouse.read_window(TABLES[name], window)):>8} rows"
-        for name in ANALYTICS_TABLES
-    ]
-    hits = warehouse.read_window(SCREENER_RESULTS, Window.single(day))
-    report = warehouse.read_window(DAILY_REPORT, Window.single(day))
-    lines.append(f"Top screener hits on {day}:")
-    for screener, group in hits.groupby("screener", sort=True):
-        top = group.sort_values("rank").head(DEMO_TOP_HITS)
-        pairs = zip(top["symbol"], top["score"], strict=True)
-        shown = ", ".join(f"{symbol} ({score:.4g})" for symbol, score in pairs)
-        lines.append(f"  {screener:<20} {shown}")
-    if hits.empty:
-        lines.append("  none")
-    if not report.empty:
-        lines.append(f"Daily report: {report['html_path'].iloc[0]}")
-    return "\n".join(lines)
+    with definitions_warehouse() as warehouse:
+        window = Window(first, day + dt.timedelta(days=1))
+        lines = [
+            f"  {name:<18} {len(warehouse.read_window(TABLES[name], window)):>8} rows"
+            for name in ANALYTICS_TABLES
+        ]
+        hits = warehouse.read_window(SCREENER_RESULTS, Window.single(day))
+        report = warehouse.read_window(DAILY_REPORT, Window.single(day))
+        lines.append(f"Top screener hits on {day}:")
+        for screener, group in hits.groupby("screener", sort=True):
+            top = group.sort_values("rank").head(DEMO_TOP_HITS)
+            pairs = zip(top["symbol"], top["score"], strict=True)
+            shown = ", ".join(f"{symbol} ({score:.4g})" for symbol, score in pairs)
+            lines.append(f"  {screener:<20} {shown}")
+        if hits.empty:
+            lines.append("  none")
+        if not report.empty:
+            lines.append(f"Daily report: {report['html_path'].iloc[0]}")
+        return "\n".join(lines)
 
 
 def _latest_sessions(count: int, delay_minutes: int) -> tuple[dt.date, dt.date]:
@@ -224,28 +235,26 @@ def _latest_sessions(count: int, delay_minutes: int) -> tuple[dt.date, dt.date]:
 
 
 def _db_migrate(args: argparse.Namespace) -> int:
-    from asx_pipeline.settings import get_settings
     from asx_pipeline.warehouse.migrations import apply_migrations
 
-    settings = get_settings()
-    if settings.supabase_db_url is None:
+    db_url = settings().supabase_db_url
+    if db_url is None:
         print(
             "SUPABASE_DB_URL is not set: migrations need a direct or session-pooler Postgres "
             "connection to Supabase.",
             file=sys.stderr,
         )
         return 2
-    applied = apply_migrations(settings.supabase_db_url.get_secret_value())
+    applied = apply_migrations(db_url.get_secret_value())
     print("Applied: " + (", ".join(applied) if applied else "nothing, already up to date"))
     return 0
 
 
 def _db_status(args: argparse.Namespace) -> int:
-    from asx_pipeline.settings import get_settings
     from asx_pipeline.warehouse.migrations import MigrationError, migration_status
     from asx_pipeline.warehouse.postgres_sql import scrub_dsn
 
-    db_url = get_settings().supabase_db_url
+    db_url = settings().supabase_db_url
     if db_url is None:
         print("SUPABASE_DB_URL is not set: no Postgres warehouse to check.", file=sys.stderr)
         return EXIT_USAGE
@@ -271,7 +280,6 @@ def _db_status(args: argparse.Namespace) -> int:
 # Exit codes: 0 done, 1 a run failed or data is stale, 2 bad arguments, 75 (EX_TEMPFAIL) another
 # run is writing the same sessions, try later.
 EXIT_FAILED, EXIT_USAGE, EXIT_BUSY = 1, 2, 75
-DAILY_JOB = "asx_daily_refresh"
 
 
 def _date(text: str) -> dt.date:
@@ -281,16 +289,10 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
 
 
-def _sydney_today() -> dt.date:
-    from asx_pipeline.calendar import SYDNEY
-
-    return dt.datetime.now(dt.UTC).astimezone(SYDNEY).date()
-
-
 def _daily(args: argparse.Namespace) -> int:
-    from asx_pipeline.automation import non_session_reason
+    from asx_pipeline.calendar import non_session_reason, sydney_today
 
-    day = args.date or _sydney_today()
+    day = args.date or sydney_today()
     reason = non_session_reason(day)
     if reason:
         print(reason)
@@ -333,7 +335,8 @@ def _run_and_report(
     """
     from dagster import DagsterInstance
 
-    from asx_pipeline.automation import failure_reason
+    from asx_pipeline.jobs import DAILY_JOB
+    from asx_pipeline.notify import failure_reason
     from asx_pipeline.runs import (
         DaemonGoneError,
         PartitionBusyError,
@@ -346,15 +349,13 @@ def _run_and_report(
         run_job_range,
         submit_job_range,
     )
-    from asx_pipeline.settings import get_settings
-
-    settings = get_settings()
+    config = settings()
     ensure_dagster_home()
     instance = DagsterInstance.get()
     queued = asset_selection is None and daemon_is_running(instance)
     where = "the dagster-daemon's run queue" if queued else "this process"
-    print(f"{title} (market data: {settings.asx_market_data}, "
-          f"warehouse: {settings.warehouse_backend}, runs in {where})", flush=True)
+    print(f"{title} (market data: {config.asx_market_data}, "
+          f"warehouse: {config.warehouse_backend}, runs in {where})", flush=True)
     missing = [day for day in (first, last) if not _is_partition(day)]
     if missing:
         print(
@@ -411,20 +412,18 @@ def _print_failed_symbols(failed_symbols: str, stream: TextIO) -> None:
 
 
 def _is_partition(day: dt.date) -> bool:
-    from asx_pipeline.calendar import asx_trading_days, partition_key
+    from asx_pipeline.calendar import partition_key
+    from asx_pipeline.configured import DAILY_PARTITIONS
 
-    return asx_trading_days().has_partition_key(partition_key(day))
+    return DAILY_PARTITIONS.has_partition_key(partition_key(day))
 
 
 def _symbols(args: argparse.Namespace) -> int:
     from dagster import AssetKey
 
     from asx_pipeline.calendar import is_session, latest_final_session
-    from asx_pipeline.settings import get_settings
-
-    settings = get_settings()
     day = args.date or latest_final_session(
-        dt.datetime.now(dt.UTC), settings.asx_data_delay_minutes
+        dt.datetime.now(dt.UTC), settings().asx_data_delay_minutes
     )
     if not is_session(day):
         print(f"{day} is not an ASX session.", file=sys.stderr)
@@ -439,35 +438,42 @@ def _symbols(args: argparse.Namespace) -> int:
 
 
 def _universe_listing(first: dt.date, last: dt.date) -> str:
-    from asx_pipeline.definitions import open_warehouse
+    from asx_pipeline.runs import definitions_warehouse
     from asx_pipeline.warehouse.frames import Window
     from asx_pipeline.warehouse.tables import ASX_SYMBOLS
 
-    warehouse = open_warehouse()
-    frame = warehouse.read_window(ASX_SYMBOLS, Window(first, last + dt.timedelta(days=1)))
-    lines = [f"{len(frame)} symbols tracked on {last}:"]
-    for row in frame.itertuples(index=False):
-        lines.append(
-            f"  {row.symbol:<6} {row.status:<9} {row.gics_industry_group or '':<40.40} "
-            f"{row.company_name}"
-        )
-    return "\n".join(lines)
+    with definitions_warehouse() as warehouse:
+        frame = warehouse.read_window(ASX_SYMBOLS, Window(first, last + dt.timedelta(days=1)))
+        lines = [f"{len(frame)} symbols tracked on {last}:"]
+        for row in frame.itertuples(index=False):
+            lines.append(
+                f"  {row.symbol:<6} {row.status:<9} {row.gics_industry_group or '':<40.40} "
+                f"{row.company_name}"
+            )
+        return "\n".join(lines)
 
 
 _CODE_CHANGES_SHOWN = 10
 
 
 def _directory_import(args: argparse.Namespace) -> int:
-    from asx_pipeline.definitions import open_warehouse
+    from asx_pipeline.runs import definitions_warehouse
     from asx_pipeline.sources.asx_directory import DirectoryError
     from asx_pipeline.sources.directory_archive import ArchiveError, import_archive
 
-    warehouse = open_warehouse()
-    try:
-        result = import_archive(warehouse, args.files, args.as_of)
-    except (ArchiveError, DirectoryError) as error:
-        print(f"Nothing was imported: {error}", file=sys.stderr)
-        return EXIT_USAGE
+    with definitions_warehouse() as warehouse:
+        try:
+            result = import_archive(warehouse, args.files, args.as_of)
+        except (ArchiveError, DirectoryError) as error:
+            print(f"Nothing was imported: {error}", file=sys.stderr)
+            return EXIT_USAGE
+        where = warehouse.describe()
+    _print_import(result, args.code_changes)
+    print(f"Warehouse: {where}")
+    return 0
+
+
+def _print_import(result: ImportResult, every_change: bool) -> None:
     added = sorted(result.added)
     if added:
         print(
@@ -479,15 +485,13 @@ def _directory_import(args: argparse.Namespace) -> int:
     if result.already_stored:
         print(f"Already stored, left as they were: {len(result.already_stored)} snapshot(s).")
     changes = result.code_changes
-    shown = changes if args.code_changes else changes[:_CODE_CHANGES_SHOWN]
+    shown = changes if every_change else changes[:_CODE_CHANGES_SHOWN]
     if changes:
         print(f"Code changes between the files: {len(changes)}")
     for day, change in shown:
         print(f"  by {day}: {change}")
     if len(shown) < len(changes):
         print(f"  and {len(changes) - len(shown)} more (all of them: --code-changes)")
-    print(f"Warehouse: {warehouse.describe()}")
-    return 0
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -518,9 +522,7 @@ def _status(args: argparse.Namespace) -> int:
 def expected_session(now: dt.datetime) -> dt.date:
     """The latest session whose data should be in by now (its freshness deadline has passed)."""
     from asx_pipeline.calendar import SYDNEY, latest_session_ready
-    from asx_pipeline.settings import get_settings
-
-    deadline = get_settings().asx_freshness_deadline
+    deadline = settings().asx_freshness_deadline
     return latest_session_ready(
         now, lambda session: dt.datetime.combine(session, deadline, tzinfo=SYDNEY)
     )

@@ -16,16 +16,25 @@ from asx_pipeline.assets.prices import market_bars
 from asx_pipeline.assets.reports import ReportsResource, daily_report
 from asx_pipeline.assets.screeners import screener_results, validated_screeners_resource
 from asx_pipeline.assets.symbols import asx_symbols
-from asx_pipeline.automation import build_automation
 from asx_pipeline.checks import ALL_CHECKS
+from asx_pipeline.jobs import JOBS
 from asx_pipeline.logging_config import configure_logging, json_console_logger
+from asx_pipeline.notify import AlertsResource
+from asx_pipeline.schedules import SCHEDULES
+from asx_pipeline.sensors import SENSORS
 from asx_pipeline.settings import Settings, get_settings
 from asx_pipeline.sources.resource import MarketDataResource
-from asx_pipeline.warehouse.backend import WarehouseBackend
-from asx_pipeline.warehouse.io_manager import WarehouseIOManager
+from asx_pipeline.warehouse.io_manager import warehouse_resources
+from asx_pipeline.warehouse.resources import (
+    DuckDBWarehouseResource,
+    PostgresWarehouseResource,
+    SupabaseRestWarehouseResource,
+    WarehouseResource,
+)
 
 # Dagster's CLI and webserver read .env themselves, but `python -m`, pytest and cron do not.
 load_dotenv(override=False)
+
 
 def market_data_resource(settings: Settings) -> MarketDataResource:
     return MarketDataResource(
@@ -46,42 +55,23 @@ def market_data_resource(settings: Settings) -> MarketDataResource:
     )
 
 
-def warehouse_io_manager(settings: Settings, resolve_secrets: bool = False) -> WarehouseIOManager:
-    """The IO manager the settings select.
-
-    Inside Dagster secrets stay `EnvVar`s, resolved at run time; the CLI, which reads the
-    warehouse outside a run, asks for them resolved.
-    """
+def warehouse_resource(settings: Settings) -> WarehouseResource:
+    """The one place the backend is chosen: the resource the settings select (secrets as
+    `EnvVar`s, so neither the UI nor a run's config ever holds their values)."""
     backend = settings.warehouse_backend
-
-    def secret(name: str, value: object) -> str | EnvVar:
-        if not resolve_secrets:
-            return EnvVar(name)
-        return value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
-
-    return WarehouseIOManager(
-        backend=backend,
-        duckdb_path=str(settings.duckdb_path),
-        duckdb_lock_timeout_seconds=settings.asx_duckdb_lock_timeout_seconds,
-        postgres_url=(
-            secret("SUPABASE_DB_URL", settings.supabase_db_url) if backend == "postgres" else None
-        ),
-        supabase_url=secret("SUPABASE_URL", settings.supabase_url) if backend == "rest" else None,
-        supabase_service_role_key=(
-            secret("SUPABASE_SERVICE_ROLE_KEY", settings.supabase_service_role_key)
-            if backend == "rest"
-            else None
-        ),
+    if backend == "postgres":
+        return PostgresWarehouseResource(url=EnvVar("SUPABASE_DB_URL"))
+    if backend == "rest":
+        return SupabaseRestWarehouseResource(
+            url=EnvVar("SUPABASE_URL"), service_role_key=EnvVar("SUPABASE_SERVICE_ROLE_KEY")
+        )
+    return DuckDBWarehouseResource(
+        path=str(settings.duckdb_path),
+        lock_timeout_seconds=settings.asx_duckdb_lock_timeout_seconds,
     )
 
 
-def open_warehouse() -> WarehouseBackend:
-    """The warehouse of this process's settings, for reading outside a Dagster run."""
-    return warehouse_io_manager(get_settings(), resolve_secrets=True).warehouse()
-
-
 def build_definitions(settings: Settings) -> Definitions:
-    jobs, schedules, sensors = build_automation(settings)
     configure_logging(settings.asx_log_format)
     # ASX_LOG_FORMAT=json swaps every job's console logger for one that writes JSON lines.
     loggers = {"console": json_console_logger} if settings.asx_log_format == "json" else {}
@@ -96,16 +86,17 @@ def build_definitions(settings: Settings) -> Definitions:
             daily_report,
         ],
         asset_checks=ALL_CHECKS,
-        jobs=jobs,
-        schedules=schedules,
-        sensors=sensors,
+        jobs=JOBS,
+        schedules=SCHEDULES,
+        sensors=SENSORS,
         loggers=loggers,
         resources={
             "market_data": market_data_resource(settings),
-            "warehouse_io_manager": warehouse_io_manager(settings),
+            **warehouse_resources(warehouse_resource(settings)),
             # Validated here, so a bad screeners file fails the code location at load time.
             "screeners": validated_screeners_resource(str(settings.asx_screeners_file)),
             "reports": ReportsResource(directory=str(settings.asx_data_dir / "reports")),
+            "alerts": AlertsResource(),
         },
     )
 

@@ -26,8 +26,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
-from dagster._core.storage.tags import MAX_RETRIES_TAG
 
+from asx_pipeline.dagster_compat import MAX_RETRIES_TAG
 from asx_pipeline.runs import ensure_yahoo_pool
 
 LOCK_FILE = ".asx-pipeline-instance.lock"

@@ -20,22 +20,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from dagster import Field, InitLoggerContext, logger
-from dagster._core.definitions.dependency import NodeHandle
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-    PARTITION_NAME_TAG,
-)
+
+from asx_pipeline.calendar import partition_label
+from asx_pipeline.dagster_compat import NodeHandle
 
 _HANDLER_NAME = "asx-json"
-
-
-def partition_of(tags: Mapping[str, str]) -> str | None:
-    """The run's partition key, or `first...last` for a single-run range."""
-    if PARTITION_NAME_TAG in tags:
-        return tags[PARTITION_NAME_TAG]
-    start, end = tags.get(ASSET_PARTITION_RANGE_START_TAG), tags.get(ASSET_PARTITION_RANGE_END_TAG)
-    return f"{start}...{end}" if start and end else None
 
 
 class JsonFormatter(logging.Formatter):
@@ -57,7 +46,7 @@ class JsonFormatter(logging.Formatter):
             "job": meta.get("job_name"),
             "step": step,
             "asset": _asset_of(meta, self.assets_by_step.get(step or "")),
-            "partition": partition_of(meta.get("job_tags") or {}),
+            "partition": partition_label(meta.get("job_tags") or {}),
         }
         event = meta.get("dagster_event")
         if event is not None:

@@ -9,6 +9,9 @@ Channels, both optional and both used when configured:
   only at its root URL, so for ntfy write the topic as the URL's fragment:
   `https://ntfy.sh/#asx-alerts` posts to `https://ntfy.sh/` with topic `asx-alerts`.
 
+What the alerts say is here too (`failure_alert`, `late_prices_alert`); sensors.py decides when to
+send them, through `AlertsResource`.
+
 A notification that cannot be delivered is logged and swallowed: it must never fail the sensor
 that sends it, nor hide the failure it reports. Every message is passed through `redact` first, so
 a password, key or webhook URL that leaked into an error text is never sent on.
@@ -16,6 +19,7 @@ a password, key or webhook URL that leaked into an error text is never sent on.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import re
@@ -27,12 +31,17 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from urllib.parse import urlsplit, urlunsplit
 
-from asx_pipeline.settings import Settings
+from dagster import ConfigurableResource, DagsterRun
+from dagster_shared.error import SerializableErrorInfo
+
+from asx_pipeline.calendar import SYDNEY, partition_label
+from asx_pipeline.settings import Settings, get_settings
 from asx_pipeline.warehouse.postgres_sql import dsn_passwords
 
 log = logging.getLogger(__name__)
 
 SUBJECT_PREFIX = "[asx-pipeline]"
+ERROR_LINES = 8
 DISCORD_CONTENT_LIMIT = 2000
 TIMEOUT_SECONDS = 20
 # user:password@ in any URL-looking text (a database DSN in a driver's error, for example).
@@ -169,3 +178,108 @@ def post_webhook(url: str, alert: Alert) -> None:
     )
     with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
         response.read()
+
+
+class AlertsResource(ConfigurableResource):
+    """The alert channels the sensors send on, and the clock they judge lateness by.
+
+    The channels (SMTP, webhook) and the secrets every message is scrubbed of come from the
+    settings, which validate them once when the code location loads; none of their values is
+    part of this resource's config, so the UI shows none. Tests give a sensor another clock or
+    other settings by subclassing.
+    """
+
+    def settings(self) -> Settings:
+        return get_settings()
+
+    def notifier(self) -> Notifier:
+        return Notifier(self.settings())
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC)
+
+    def link(self, path: str) -> str:
+        """A link into the web UI (ASX_WEBSERVER_URL), e.g. `runs/<run id>`."""
+        return f"{str(self.settings().asx_webserver_url).rstrip('/')}/{path}"
+
+
+# --- what the alerts say --------------------------------------------------------------------
+
+
+def first_lines(text: str, count: int = ERROR_LINES) -> list[str]:
+    lines = [line.rstrip() for line in text.strip().splitlines() if line.strip()]
+    return lines[:count] + (["..."] if len(lines) > count else [])
+
+
+def error_summary(error: SerializableErrorInfo) -> str:
+    """The error and its causes, without stack traces: what a person reads first.
+
+    When step retries ran out, Dagster's own message says only "Exceeded max_retries of N"; the
+    last attempt's error (its cause) is what says why, so that line is left out.
+    """
+    return "\n".join(_messages(error))
+
+
+def failure_reason(error: SerializableErrorInfo | None) -> str:
+    """One line: the first line of the error and of each cause, outermost first."""
+    if error is None:
+        return "unknown error"
+    lines = [message.splitlines()[0] for message in _messages(error) if message]
+    return " <- ".join(lines) or error.message.strip().splitlines()[0]
+
+
+def _messages(error: SerializableErrorInfo) -> list[str]:
+    messages = []
+    current: SerializableErrorInfo | None = error
+    while current is not None:
+        message = current.message.strip()
+        if message and not (message.startswith("Exceeded max_retries") and current.cause):
+            messages.append(message)
+        current = current.cause
+    return messages
+
+
+def failure_alert(
+    run: DagsterRun,
+    step_failures: Iterable[tuple[str, str]],
+    run_error: str,
+    failed_symbols: str = "",
+    link: str | None = None,
+) -> Alert:
+    """What a person needs to act on a failed run: which job, day, step and error, the tickers
+    Yahoo did not serve (with why), and a link."""
+    failures = list(step_failures)
+    partition = partition_label(run.tags) or "none"
+    steps = ", ".join(step for step, _ in failures) or "none (the run itself failed)"
+    error = failures[0][1] if failures else run_error
+    lines = (
+        f"Job: {run.job_name}",
+        f"Partition: {partition}",
+        f"Failed step: {steps}",
+        f"Run id: {run.run_id}",
+        "Error:",
+        *(f"  {line}" for line in first_lines(error)),
+        *(
+            ["Tickers not fetched (their stored rows are kept):", *failed_symbols.splitlines()]
+            if failed_symbols
+            else []
+        ),
+    )
+    return Alert(subject=f"Run failed: {run.job_name} {partition}", lines=lines, link=link)
+
+
+def late_prices_alert(
+    session: dt.date, deadline: dt.time, checked_at: dt.datetime, job: str, link: str
+) -> Alert:
+    """daily_prices has nothing for `session` at `checked_at`, past its `deadline`."""
+    key = session.isoformat()
+    return Alert(
+        subject=f"daily_prices is late for {key}",
+        lines=(
+            f"daily_prices has no data for the ASX session {key}, due by {deadline:%H:%M} "
+            f"Sydney (ASX_FRESHNESS_DEADLINE).",
+            f"Checked at {checked_at.astimezone(SYDNEY):%Y-%m-%d %H:%M %Z}.",
+            f"Look at the latest {job} runs, or run `asx-pipeline daily --date {key}`.",
+        ),
+        link=link,
+    )

@@ -14,14 +14,12 @@ from __future__ import annotations
 
 from dagster import Backoff, Jitter, RetryPolicy
 
-from asx_pipeline.settings import Settings, get_settings
 
-
-def yahoo_retry_policy(settings: Settings | None = None) -> RetryPolicy:
-    settings = settings or get_settings()
+def yahoo_retry_policy(max_retries: int, delay_seconds: float) -> RetryPolicy:
+    """ASX_STEP_MAX_RETRIES reruns, the first after ASX_STEP_RETRY_DELAY_SECONDS (configured.py)."""
     return RetryPolicy(
-        max_retries=settings.asx_step_max_retries,
-        delay=settings.asx_step_retry_delay_seconds,
+        max_retries=max_retries,
+        delay=delay_seconds,
         backoff=Backoff.EXPONENTIAL,
         jitter=Jitter.PLUS_MINUS,
     )

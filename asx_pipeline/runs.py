@@ -19,7 +19,8 @@ import logging
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,37 +28,31 @@ from dagster import (
     AssetKey,
     DagsterEventType,
     DagsterInstance,
+    DagsterRun,
     DagsterRunStatus,
+    EventLogEntry,
     ExecuteInProcessResult,
+    QueuedRunCoordinator,
     RunsFilter,
 )
-from dagster._core.events.log import EventLogEntry
-from dagster._core.run_coordinator import QueuedRunCoordinator
-from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES, DagsterRun
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-    PARTITION_NAME_TAG,
-)
-from dagster._core.utils import make_new_run_id
-from dagster._utils.error import SerializableErrorInfo
+from dagster_shared.error import SerializableErrorInfo
 
 from asx_pipeline.assets.metadata import FAILED_SYMBOLS
-from asx_pipeline.calendar import partition_key, sessions_between
+from asx_pipeline.calendar import partition_key, partition_range, range_tags, sessions_between
+from asx_pipeline.dagster_compat import (
+    IN_PROGRESS_RUN_STATUSES,
+    PARTITION_NAME_TAG,
+    AssetCheckExecutionRecordStatus,
+    make_new_run_id,
+)
 from asx_pipeline.sources.resource import YAHOO_POOL
+from asx_pipeline.warehouse.backend import WarehouseBackend
 from asx_pipeline.warehouse.frames import Window
+from asx_pipeline.warehouse.resources import opened
 from asx_pipeline.warehouse.tables import TABLES
 
 DEFINITIONS_MODULE = "asx_pipeline.definitions"
 _CONSOLE_INFO = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-
-
-def range_tags(first: dt.date, last: dt.date) -> dict[str, str]:
-    """Tags that make one run cover every partition from first to last (single-run backfill)."""
-    return {
-        ASSET_PARTITION_RANGE_START_TAG: partition_key(first),
-        ASSET_PARTITION_RANGE_END_TAG: partition_key(last),
-    }
 
 
 class PartitionBusyError(RuntimeError):
@@ -89,20 +84,11 @@ def run_job_range(
     )
 
 
-def run_sessions(run: DagsterRun) -> tuple[str, str] | None:
-    """The first and last partition key a run covers (None for an unpartitioned run)."""
-    if PARTITION_NAME_TAG in run.tags:
-        return run.tags[PARTITION_NAME_TAG], run.tags[PARTITION_NAME_TAG]
-    start = run.tags.get(ASSET_PARTITION_RANGE_START_TAG)
-    end = run.tags.get(ASSET_PARTITION_RANGE_END_TAG)
-    return (start, end) if start and end else None
-
-
 def refuse_when_busy(instance: DagsterInstance, first: dt.date, last: dt.date) -> None:
     """Raise PartitionBusyError when an in-progress run covers any session of first..last."""
     wanted = (partition_key(first), partition_key(last))
     for run in instance.get_runs(RunsFilter(statuses=list(IN_PROGRESS_RUN_STATUSES))):
-        covered = run_sessions(run)
+        covered = partition_range(run.tags)
         # Keys are YYYY-MM-DD, so string order is date order.
         if covered and covered[0] <= wanted[1] and wanted[0] <= covered[1]:
             raise PartitionBusyError(
@@ -114,17 +100,26 @@ def refuse_when_busy(instance: DagsterInstance, first: dt.date, last: dt.date) -
 
 def summarise_tables(first: dt.date, last: dt.date, names: Sequence[str] | None = None) -> str:
     """Rows per warehouse table in first..last (every table by default), for a person."""
-    from asx_pipeline.definitions import open_warehouse
-
-    warehouse = open_warehouse()
     window = Window(first, last + dt.timedelta(days=1))
     lines = [f"Sessions {first} .. {last} ({len(sessions_between(first, last))} ASX sessions)"]
-    for name in names or list(TABLES):
-        frame = warehouse.read_window(TABLES[name], window)
-        symbols = f"  {frame['symbol'].nunique():>5} symbols" if "symbol" in frame else ""
-        lines.append(f"  {name:<18} {len(frame):>8} rows{symbols}")
-    lines.append(f"Warehouse: {warehouse.describe()}")
+    with definitions_warehouse() as warehouse:
+        for name in names or list(TABLES):
+            frame = warehouse.read_window(TABLES[name], window)
+            symbols = f"  {frame['symbol'].nunique():>5} symbols" if "symbol" in frame else ""
+            lines.append(f"  {name:<18} {len(frame):>8} rows{symbols}")
+        lines.append(f"Warehouse: {warehouse.describe()}")
     return "\n".join(lines)
+
+
+@contextmanager
+def definitions_warehouse() -> Iterator[WarehouseBackend]:
+    """The warehouse resource the settings select, as definitions.py builds it for runs, opened
+    outside a run (the CLI, benchmarks)."""
+    from asx_pipeline.definitions import warehouse_resource
+    from asx_pipeline.settings import get_settings
+
+    with opened(warehouse_resource(get_settings())) as warehouse:
+        yield warehouse
 
 
 @dataclass(frozen=True)
@@ -176,10 +171,6 @@ def _last_planned_run(instance: DagsterInstance, key: AssetKey) -> DagsterRun | 
 
 
 def _failing_checks(instance: DagsterInstance, graph, key: AssetKey) -> tuple[str, ...]:
-    from dagster._core.storage.asset_check_execution_record import (
-        AssetCheckExecutionRecordStatus,
-    )
-
     check_keys = [check for check in graph.asset_check_keys if check.asset_key == key]
     if not check_keys:
         return ()

@@ -45,7 +45,8 @@ def market_data_for(case: dict[str, str], folder: Path) -> MarketDataResource:
 
 def main(folder: Path, cases: dict[str, dict[str, str]]) -> int:
     from asx_pipeline.assets.symbols import asx_symbols
-    from asx_pipeline.warehouse.io_manager import WarehouseIOManager
+    from asx_pipeline.warehouse.io_manager import warehouse_resources
+    from asx_pipeline.warehouse.resources import DuckDBWarehouseResource
 
     run_ids = {}
     with DagsterInstance.get() as instance:
@@ -55,8 +56,8 @@ def main(folder: Path, cases: dict[str, dict[str, str]]) -> int:
                 partition_key=PARTITION,
                 resources={
                     "market_data": market_data_for(case, folder),
-                    "warehouse_io_manager": WarehouseIOManager(
-                        backend="duckdb", duckdb_path=str(folder / f"{name}.duckdb")
+                    **warehouse_resources(
+                        DuckDBWarehouseResource(path=str(folder / f"{name}.duckdb"))
                     ),
                 },
                 instance=instance,

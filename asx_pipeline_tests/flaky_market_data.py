@@ -57,7 +57,8 @@ class FlakyMarketDataResource(MarketDataResource):
 def main(folder: Path) -> int:
     from asx_pipeline.assets.prices import market_bars
     from asx_pipeline.assets.symbols import asx_symbols
-    from asx_pipeline.warehouse.io_manager import WarehouseIOManager
+    from asx_pipeline.warehouse.io_manager import warehouse_resources
+    from asx_pipeline.warehouse.resources import DuckDBWarehouseResource
 
     result = materialize(
         [asx_symbols, market_bars],
@@ -66,9 +67,7 @@ def main(folder: Path) -> int:
             "market_data": FlakyMarketDataResource(
                 source="sample", universe="top:5", attempts_file=str(folder / "attempts")
             ),
-            "warehouse_io_manager": WarehouseIOManager(
-                duckdb_path=str(folder / "warehouse.duckdb")
-            ),
+            **warehouse_resources(DuckDBWarehouseResource(path=str(folder / "warehouse.duckdb"))),
         },
         instance=DagsterInstance.get(),
         raise_on_error=False,

@@ -26,7 +26,8 @@ from dagster import (
 
 from asx_pipeline.assets.prices import market_bars
 from asx_pipeline.assets.symbols import asx_symbols
-from asx_pipeline.warehouse.io_manager import WarehouseIOManager
+from asx_pipeline.warehouse.io_manager import warehouse_resources
+from asx_pipeline.warehouse.resources import DuckDBWarehouseResource
 from asx_pipeline_tests.loopback_yahoo import LoopbackYahooResource
 
 PARTITION_TAG = "dagster/partition"
@@ -43,9 +44,7 @@ def _resources() -> dict[str, Any]:
             port=int(os.environ["ASX_POOL_PORT"]),
             timeout_seconds=30.0,
         ),
-        "warehouse_io_manager": WarehouseIOManager(
-            backend="duckdb", duckdb_path=str(folder / "warehouse.duckdb")
-        ),
+        **warehouse_resources(DuckDBWarehouseResource(path=str(folder / "warehouse.duckdb"))),
     }
 
 

@@ -6,12 +6,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from dagster import AssetKey, DagsterRun, RunRequest, SkipReason, build_schedule_context
 
-from asx_pipeline.automation import (
-    daily_refresh_schedule,
-    follow_request,
-    non_session_reason,
-)
+from asx_pipeline.calendar import non_session_reason
 from asx_pipeline.definitions import defs
+from asx_pipeline.schedules import daily_refresh_schedule
+from asx_pipeline.sensors import follow_request
 from asx_pipeline.settings import load_settings
 
 SYDNEY = ZoneInfo("Australia/Sydney")
@@ -58,7 +56,9 @@ def test_daily_schedule_runs_on_sessions_and_names_what_closed_the_asx(day, skip
 
 
 def test_daily_schedule_fires_at_the_configured_sydney_time():
-    schedule = daily_refresh_schedule(load_settings(asx_daily_refresh_time="18:45"))
+    schedule = daily_refresh_schedule(
+        load_settings(asx_daily_refresh_time="18:45").asx_daily_refresh_time
+    )
     assert schedule.cron_schedule == "45 18 * * *"
     assert schedule.execution_timezone == "Australia/Sydney"
     assert _repo_schedule("asx_daily_refresh_schedule").cron_schedule == "0 18 * * *"

@@ -14,13 +14,13 @@ from asx_pipeline.analytics import quality
 from asx_pipeline.assets.indicators import daily_indicators
 from asx_pipeline.assets.prices import market_bars
 from asx_pipeline.assets.symbols import asx_symbols
-from asx_pipeline.calendar import sessions_between
+from asx_pipeline.calendar import range_tags, sessions_between
 from asx_pipeline.checks import ALL_CHECKS
-from asx_pipeline.runs import range_tags
 from asx_pipeline.sources.market_data import PriceHistory
 from asx_pipeline.sources.resource import MarketDataResource
 from asx_pipeline.sources.sample import SampleMarketData
-from asx_pipeline.warehouse.io_manager import WarehouseIOManager
+from asx_pipeline.warehouse.io_manager import warehouse_resources
+from asx_pipeline.warehouse.resources import DuckDBWarehouseResource
 
 FIRST, LAST = dt.date(2025, 11, 10), dt.date(2025, 11, 14)
 UNIVERSE = "BHP,CBA,WBC,NAB,FMG,CSL,PME,SYR,WOW,QBE"
@@ -93,9 +93,7 @@ def _run(tmp_path, defect: str):
         ),
         resources={
             "market_data": PlantedMarketData(source="sample", universe=UNIVERSE, defect=defect),
-            "warehouse_io_manager": WarehouseIOManager(
-                backend="duckdb", duckdb_path=str(tmp_path / "warehouse.duckdb")
-            ),
+            **warehouse_resources(DuckDBWarehouseResource(path=str(tmp_path / "warehouse.duckdb"))),
         },
         tags=range_tags(FIRST, LAST),
         instance=DagsterInstance.ephemeral(),

@@ -158,7 +158,7 @@ def test_json_logs_carry_run_asset_and_partition_on_every_line(tmp_path):
 def test_a_failed_steps_summary_is_its_own_error_not_the_retry_count() -> None:
     from dagster._utils.error import SerializableErrorInfo
 
-    from asx_pipeline.automation import failure_reason
+    from asx_pipeline.notify import failure_reason
 
     cause = SerializableErrorInfo(
         "DirectoryUnavailableError: could not fetch the ASX directory from "

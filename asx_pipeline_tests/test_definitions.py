@@ -8,10 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance
-from dagster._core.definitions.backfill_policy import BackfillPolicyType
+from dagster import BackfillPolicy, DagsterInstance
 
-from asx_pipeline.calendar import asx_trading_days
+from asx_pipeline.configured import DAILY_PARTITIONS
 from asx_pipeline.warehouse.duckdb_backend import DuckDBWarehouse
 from asx_pipeline.warehouse.frames import Window
 from asx_pipeline.warehouse.tables import DAILY_PRICES
@@ -30,9 +29,8 @@ def test_definitions_load_and_every_daily_asset_is_one_run_per_backfill() -> Non
     # Every asset is a daily table: one partition per session, and a backfill is one run.
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
-        assert node.partitions_def == asx_trading_days(), key
-        assert node.backfill_policy is not None, key
-        assert node.backfill_policy.policy_type == BackfillPolicyType.SINGLE_RUN, key
+        assert node.partitions_def == DAILY_PARTITIONS, key
+        assert node.backfill_policy == BackfillPolicy.single_run(), key
     assert defs.resolve_job_def("asx_core") is not None
 
 
@@ -120,3 +118,4 @@ def test_every_table_asset_shows_its_table_contract_in_the_ui() -> None:
         for column in columns:
             required = column.name in table.key or not table.column(column.name).nullable
             assert column.constraints.nullable is not required, (table.name, column.name)
+

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter, build_sensor_context
 
-from asx_pipeline.automation import asx_dead_runs
 from asx_pipeline.cli import REPO_DAGSTER_YAML
 from asx_pipeline.instance import fail_dead_runs, prepare_instance
+from asx_pipeline.sensors import asx_dead_runs
 
 pytestmark = pytest.mark.slow
 

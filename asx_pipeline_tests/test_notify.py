@@ -28,11 +28,12 @@ from dagster import (
 
 from asx_pipeline.assets.prices import market_bars
 from asx_pipeline.assets.symbols import asx_symbols
-from asx_pipeline.automation import prices_freshness_sensor, run_failure_alerts
-from asx_pipeline.notify import Alert, Notifier
-from asx_pipeline.settings import load_settings
+from asx_pipeline.notify import Alert, AlertsResource, Notifier
+from asx_pipeline.sensors import asx_prices_freshness, asx_run_failure_alerts
+from asx_pipeline.settings import Settings, load_settings
 from asx_pipeline.sources.resource import MarketDataResource
-from asx_pipeline.warehouse.io_manager import WarehouseIOManager
+from asx_pipeline.warehouse.io_manager import warehouse_resources
+from asx_pipeline.warehouse.resources import DuckDBWarehouseResource
 
 SYDNEY = ZoneInfo("Australia/Sydney")
 WEBSERVER = "http://dagster.home.arpa:3000"
@@ -103,8 +104,8 @@ def http_server():
         server.server_close()
 
 
-def _settings(smtp_port: int, http_port: int, **overrides):
-    values = {
+def _values(smtp_port: int, http_port: int, **overrides) -> dict:
+    return {
         "asx_smtp_host": "127.0.0.1",
         "asx_smtp_port": smtp_port,
         "asx_smtp_security": "none",
@@ -115,7 +116,29 @@ def _settings(smtp_port: int, http_port: int, **overrides):
         "supabase_db_url": f"postgresql://postgres:{DB_PASSWORD}@db.example.com:5432/postgres",
         **overrides,
     }
-    return load_settings(**values)
+
+
+def _settings(smtp_port: int, http_port: int, **overrides) -> Settings:
+    return load_settings(**_values(smtp_port, http_port, **overrides))
+
+
+class _TestAlerts(AlertsResource):
+    """The alerts resource on the settings `values` (JSON) and, when `at` is set, that clock."""
+
+    values: str
+    at: str = ""
+
+    def settings(self) -> Settings:
+        return load_settings(**json.loads(self.values))
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.fromisoformat(self.at) if self.at else super().now()
+
+
+def _alerts(smtp_port: int, http_port: int, at: dt.datetime | None = None, **overrides):
+    """What `_settings` configures, as the resource the sensors are given."""
+    values = _values(smtp_port, http_port, **overrides)
+    return _TestAlerts(values=json.dumps(values), at=at.isoformat() if at else "")
 
 
 def _failed_run(tmp_path: Path):
@@ -127,9 +150,7 @@ def _failed_run(tmp_path: Path):
         partition_key="2025-12-24",
         resources={
             "market_data": MarketDataResource(source="sample", universe="top:5"),
-            "warehouse_io_manager": WarehouseIOManager(
-                duckdb_path=str(tmp_path / "warehouse.duckdb")
-            ),
+            **warehouse_resources(DuckDBWarehouseResource(path=str(tmp_path / "warehouse.duckdb"))),
         },
         instance=instance,
         raise_on_error=False,
@@ -138,13 +159,14 @@ def _failed_run(tmp_path: Path):
     return instance, result.run_id
 
 
-def _run_failure_context(instance: DagsterInstance, run_id: str):
+def _run_failure_context(instance: DagsterInstance, run_id: str, alerts: AlertsResource):
     (record,) = instance.get_records_for_run(run_id, of_type=DagsterEventType.RUN_FAILURE).records
     return build_run_status_sensor_context(
         sensor_name="asx_run_failure_alerts",
         dagster_event=record.event_log_entry.dagster_event,
         dagster_instance=instance,
         dagster_run=instance.get_run_by_id(run_id),
+        resources={"alerts": alerts},
     ).for_run_failure()
 
 
@@ -160,9 +182,7 @@ def test_a_failed_run_is_mailed_and_posted_with_step_error_and_link(
     mailbox, smtp_port = smtp_server
     posts, http_port = http_server()
     instance, run_id = _failed_run(tmp_path)
-    sensor = run_failure_alerts(_settings(smtp_port, http_port))
-
-    sensor(_run_failure_context(instance, run_id))
+    asx_run_failure_alerts(_run_failure_context(instance, run_id, _alerts(smtp_port, http_port)))
 
     (message,) = mailbox.messages
     assert mailbox.envelopes == [("dagster@example.com", ["ops@example.com"])]
@@ -289,14 +309,16 @@ def test_email_over_tls_with_login(tmp_path, monkeypatch, security):
 
 def test_late_prices_alert_once_per_session_after_the_deadline(tmp_path, http_server):
     posts, http_port = http_server()
-    settings = _settings(_free_port(), http_port, asx_smtp_host=None)
+    smtp_port = _free_port()
     instance = DagsterInstance.ephemeral()
     now = {"at": dt.datetime(2025, 12, 23, 19, 29, tzinfo=SYDNEY)}
-    sensor = prices_freshness_sensor(settings, clock=lambda: now["at"])
 
     def tick(cursor=None):
-        context = build_sensor_context(instance=instance, cursor=cursor)
-        result = sensor.evaluate_tick(context)
+        alerts = _alerts(smtp_port, http_port, at=now["at"], asx_smtp_host=None)
+        context = build_sensor_context(
+            instance=instance, cursor=cursor, resources={"alerts": alerts}
+        )
+        result = asx_prices_freshness.evaluate_tick(context)
         return result.skip_message, result.cursor
 
     message, _ = tick()
@@ -329,9 +351,7 @@ def test_late_prices_alert_once_per_session_after_the_deadline(tmp_path, http_se
         partition_key="2025-12-23",
         resources={
             "market_data": MarketDataResource(source="sample", universe="top:3"),
-            "warehouse_io_manager": WarehouseIOManager(
-                duckdb_path=str(tmp_path / "warehouse.duckdb")
-            ),
+            **warehouse_resources(DuckDBWarehouseResource(path=str(tmp_path / "warehouse.duckdb"))),
         },
         instance=instance,
     )
@@ -368,8 +388,8 @@ def test_a_step_whose_retries_ran_out_is_alerted_with_its_own_error(
     (failure,) = result.get_step_failure_events()
     assert failure.event_specific_data.error.message.startswith("Exceeded max_retries of 1")
 
-    run_failure_alerts(_settings(smtp_port, http_port))(
-        _run_failure_context(instance, result.run_id)
+    asx_run_failure_alerts(
+        _run_failure_context(instance, result.run_id, _alerts(smtp_port, http_port))
     )
 
     body = mailbox.messages[0].get_payload(decode=True).decode().replace("\r\n", "\n")

@@ -10,6 +10,7 @@ from dagster._core.instance.ref import InstanceRef
 
 from asx_pipeline.assets.prices import market_bars
 from asx_pipeline.assets.symbols import asx_symbols
+from asx_pipeline.configured import YAHOO_RETRY_POLICY
 from asx_pipeline.retries import yahoo_retry_policy
 from asx_pipeline.settings import load_settings
 from asx_pipeline.warehouse.duckdb_backend import DuckDBWarehouse
@@ -18,12 +19,15 @@ from asx_pipeline.warehouse.tables import DAILY_PRICES
 
 
 def test_yahoo_steps_back_off_exponentially_with_jitter():
-    policy = yahoo_retry_policy(load_settings())
+    settings = load_settings()
+    policy = yahoo_retry_policy(
+        settings.asx_step_max_retries, settings.asx_step_retry_delay_seconds
+    )
     assert policy == RetryPolicy(
         max_retries=3, delay=30.0, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
     )
-    assert market_bars.op.retry_policy == yahoo_retry_policy()
-    assert asx_symbols.op.retry_policy == yahoo_retry_policy()
+    assert market_bars.op.retry_policy == YAHOO_RETRY_POLICY == policy
+    assert asx_symbols.op.retry_policy == YAHOO_RETRY_POLICY
 
 
 def test_two_throttled_price_requests_then_success_is_one_successful_run(tmp_path):

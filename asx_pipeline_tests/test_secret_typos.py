@@ -29,8 +29,7 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance
 from dagster._core.instance.ref import InstanceRef
 
-from asx_pipeline.automation import error_summary, failure_alert
-from asx_pipeline.notify import Notifier, redact, secrets_of
+from asx_pipeline.notify import Notifier, error_summary, failure_alert, redact, secrets_of
 from asx_pipeline.runs import failed_symbols_of_run
 from asx_pipeline.settings import DSN_EXPECTED, load_settings
 from asx_pipeline.warehouse.frames import WarehouseError, Window
@@ -277,9 +276,7 @@ def test_the_failure_alert_of_that_run_carries_no_password(
             entry.dagster_event.message or ""
             for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.RUN_FAILURE)
         )
-        alert = failure_alert(
-            settings, run, failures, run_error, failed_symbols_of_run(instance, run.run_id)
-        )
+        alert = failure_alert(run, failures, run_error, failed_symbols_of_run(instance, run.run_id))
 
     assert Notifier(settings).send(alert) == ["webhook"]
     (body,) = bodies

@@ -73,9 +73,10 @@ def run(path: Path, symbols: int, first: dt.date, last: dt.date) -> dict[str, ob
     from asx_pipeline.assets.reports import ReportsResource, daily_report
     from asx_pipeline.assets.screeners import ScreenersResource, screener_results
     from asx_pipeline.assets.symbols import asx_symbols
-    from asx_pipeline.runs import range_tags
+    from asx_pipeline.calendar import range_tags
     from asx_pipeline.sources.resource import MarketDataResource
-    from asx_pipeline.warehouse.io_manager import WarehouseIOManager
+    from asx_pipeline.warehouse.io_manager import warehouse_resources
+    from asx_pipeline.warehouse.resources import DuckDBWarehouseResource
 
     started = time.perf_counter()
     result = materialize(
@@ -90,7 +91,7 @@ def run(path: Path, symbols: int, first: dt.date, last: dt.date) -> dict[str, ob
         selection=AssetSelection.assets(*ANALYTICS),
         resources={
             "market_data": MarketDataResource(source="sample", sample_symbols=symbols),
-            "warehouse_io_manager": WarehouseIOManager(backend="duckdb", duckdb_path=str(path)),
+            **warehouse_resources(DuckDBWarehouseResource(path=str(path))),
             "screeners": ScreenersResource(path=str(REPO_ROOT / "config" / "screeners.yml")),
             "reports": ReportsResource(directory=str(path.parent / "reports")),
         },

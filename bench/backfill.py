@@ -46,9 +46,10 @@ def _measure(args: argparse.Namespace) -> dict[str, float]:
 
     from asx_pipeline.assets.prices import market_bars
     from asx_pipeline.assets.symbols import asx_symbols
-    from asx_pipeline.runs import range_tags
+    from asx_pipeline.calendar import range_tags
     from asx_pipeline.sources.resource import MarketDataResource
-    from asx_pipeline.warehouse.io_manager import WarehouseIOManager
+    from asx_pipeline.warehouse.io_manager import warehouse_resources
+    from asx_pipeline.warehouse.resources import DuckDBWarehouseResource
 
     sessions = _sessions(args.years)
     ranges = (
@@ -60,8 +61,8 @@ def _measure(args: argparse.Namespace) -> dict[str, float]:
         "market_data": MarketDataResource(
             source="sample", universe="all", sample_symbols=args.symbols
         ),
-        "warehouse_io_manager": WarehouseIOManager(
-            backend="duckdb", duckdb_path=str(Path(args.data_dir) / "warehouse.duckdb")
+        **warehouse_resources(
+            DuckDBWarehouseResource(path=str(Path(args.data_dir) / "warehouse.duckdb"))
         ),
     }
     instance = DagsterInstance.ephemeral()
@@ -92,9 +93,18 @@ def _measure(args: argparse.Namespace) -> dict[str, float]:
 def _run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as data_dir:
         command = [
-            sys.executable, __file__, "--mode", mode, "--data-dir", data_dir,
-            "--symbols", str(args.symbols), "--years", str(args.years),
-            "--per-partition-sample", str(args.per_partition_sample),
+            sys.executable,
+            __file__,
+            "--mode",
+            mode,
+            "--data-dir",
+            data_dir,
+            "--symbols",
+            str(args.symbols),
+            "--years",
+            str(args.years),
+            "--per-partition-sample",
+            str(args.per_partition_sample),
         ]
         env = {**os.environ, "DAGSTER_HOME": data_dir}
         started = time.perf_counter()

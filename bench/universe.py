@@ -70,8 +70,9 @@ def _run(root: Path, archive: list[Path], fake, universe: str, start: dt.date, f
 
     from asx_pipeline.assets.prices import market_bars
     from asx_pipeline.assets.symbols import asx_symbols
-    from asx_pipeline.runs import range_tags
-    from asx_pipeline.warehouse.io_manager import WarehouseIOManager
+    from asx_pipeline.calendar import range_tags
+    from asx_pipeline.warehouse.io_manager import warehouse_resources
+    from asx_pipeline.warehouse.resources import DuckDBWarehouseResource
     from asx_pipeline_tests.loopback_yahoo import LoopbackYahooResource
 
     started = time.perf_counter()
@@ -87,9 +88,7 @@ def _run(root: Path, archive: list[Path], fake, universe: str, start: dt.date, f
                 timeout_seconds=30.0,
                 start_date=start.isoformat(),
             ),
-            "warehouse_io_manager": WarehouseIOManager(
-                duckdb_path=str(root / "warehouse.duckdb")
-            ),
+            **warehouse_resources(DuckDBWarehouseResource(path=str(root / "warehouse.duckdb"))),
         },
         tags=range_tags(first, last),
         instance=DagsterInstance.ephemeral(),

@@ -248,7 +248,7 @@ fi
 cat <<EOF
 
 Done. Schedules and sensors are on by default (DefaultScheduleStatus.RUNNING in
-asx_pipeline/automation.py): the daemon starts the daily refresh at ASX_DAILY_REFRESH_TIME.
+asx_pipeline/schedules.py): the daemon starts the daily refresh at ASX_DAILY_REFRESH_TIME.
   status:  systemctl status dagster-webserver dagster-daemon
   logs:    journalctl -u dagster-daemon -f
   UI:      ssh -N -L 3000:127.0.0.1:3000 <this box>, then open http://127.0.0.1:3000

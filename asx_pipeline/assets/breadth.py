@@ -7,8 +7,7 @@ from asx_pipeline.analytics.breadth import compute_breadth
 from asx_pipeline.analytics.universe import in_universe
 from asx_pipeline.assets.daily import daily_table_asset
 from asx_pipeline.assets.metadata import preview, session_span
-from asx_pipeline.calendar import sessions_in_window
-from asx_pipeline.warehouse.io_manager import window_of
+from asx_pipeline.calendar import span_of
 from asx_pipeline.warehouse.tables import MARKET_BREADTH
 
 
@@ -22,11 +21,11 @@ def market_breadth(
     daily_prices: pd.DataFrame,
     asx_symbols: pd.DataFrame,
 ) -> Output[pd.DataFrame]:
-    window = window_of(context.partition_time_window)
+    sessions = span_of(context.partition_time_window).sessions
     frame = compute_breadth(in_universe(daily_indicators, asx_symbols), daily_prices)
     latest = frame.iloc[-1] if not frame.empty else None
     metadata: dict[str, object] = {
-        **session_span(sessions_in_window(window.start, window.end)),
+        **session_span(sessions),
         "preview": preview(frame.tail(10)),
     }
     if latest is not None:

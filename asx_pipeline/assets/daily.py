@@ -10,7 +10,7 @@ from dagster import (
     asset,
 )
 
-from asx_pipeline.calendar import asx_trading_days
+from asx_pipeline.configured import DAILY_PARTITIONS
 from asx_pipeline.warehouse.tables import TableSpec
 
 
@@ -21,9 +21,8 @@ def daily_table_asset(table: TableSpec, group_name: str, **options: Any) -> Any:
     the whole range) and handles any window of sessions, never only one day.
     """
     return asset(
-        partitions_def=asx_trading_days(),
+        partitions_def=DAILY_PARTITIONS,
         backfill_policy=BackfillPolicy.single_run(),
-        io_manager_key="warehouse_io_manager",
         group_name=group_name,
         kinds=options.pop("kinds", {"pandas"}),
         description=table.description,

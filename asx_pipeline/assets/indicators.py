@@ -20,8 +20,7 @@ from dagster import (
 from asx_pipeline.analytics.indicators import LOOKBACK_SESSIONS, compute_indicators
 from asx_pipeline.assets.daily import daily_table_asset
 from asx_pipeline.assets.metadata import names, preview, session_span
-from asx_pipeline.calendar import asx_calendar, sessions_in_window
-from asx_pipeline.warehouse.io_manager import window_of
+from asx_pipeline.calendar import asx_calendar, span_of
 from asx_pipeline.warehouse.tables import DAILY_INDICATORS
 
 # Early partitions (near ASX_START_DATE) get the history that exists, and nulls where it is short.
@@ -46,8 +45,7 @@ def asx_sessions() -> np.ndarray:
 def daily_indicators(
     context: AssetExecutionContext, daily_prices: pd.DataFrame, corporate_actions: pd.DataFrame
 ) -> Output[pd.DataFrame]:
-    window = window_of(context.partition_time_window)
-    sessions = sessions_in_window(window.start, window.end)
+    sessions = span_of(context.partition_time_window).sessions
     run = compute_indicators(
         daily_prices, corporate_actions, asx_sessions(), sessions[0], sessions[-1]
     )

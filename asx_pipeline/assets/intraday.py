@@ -23,43 +23,17 @@ from dagster import (
 from asx_pipeline.assets.daily import daily_table_asset
 from asx_pipeline.assets.metadata import names, preview
 from asx_pipeline.assets.symbols import select_universe
-from asx_pipeline.calendar import (
-    SYDNEY,
-    asx_calendar,
-    session_close,
-    sessions_in_window,
-)
-from asx_pipeline.retries import yahoo_retry_policy
+from asx_pipeline.calendar import SYDNEY, snapshot_times, span_of
+from asx_pipeline.configured import YAHOO_RETRY_POLICY
 from asx_pipeline.sources.market_data import IntradaySource, yahoo_ticker
 from asx_pipeline.sources.resource import YAHOO_POOL, MarketDataResource
-from asx_pipeline.warehouse.io_manager import window_of
 from asx_pipeline.warehouse.tables import INTRADAY_QUOTES
-
-SNAPSHOT_INTERVAL = dt.timedelta(minutes=15)
-# One snapshot after the close catches the closing auction's price (16:10 on a normal day).
-AFTER_CLOSE = dt.timedelta(minutes=15)
 
 
 class IntradayConfig(Config):
     """Which moment to snapshot; the schedule sets it so that a late run keeps its slot."""
 
     snapshot_at: str = ""  # ISO 8601 with a UTC offset; empty: now, down to the quarter hour
-
-
-def session_open(session: dt.date) -> dt.datetime:
-    return asx_calendar().session_open(pd.Timestamp(session)).to_pydatetime()
-
-
-def snapshot_times(session: dt.date) -> list[dt.datetime]:
-    """Every snapshot of a session: each quarter hour from the open to 15 minutes after the
-    close, so an early close (14:10 on Christmas Eve) ends at 14:15, a normal day at 16:15."""
-    first, last = session_open(session), session_close(session) + AFTER_CLOSE
-    times = []
-    moment = first
-    while moment <= last:
-        times.append(moment)
-        moment += SNAPSHOT_INTERVAL
-    return times
 
 
 def snapshot_moment(session: dt.date, requested: str, now: dt.datetime) -> dt.datetime:
@@ -115,7 +89,7 @@ def universe_tickers(
             partition_mapping=TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
         )
     },
-    retry_policy=yahoo_retry_policy(),
+    retry_policy=YAHOO_RETRY_POLICY,
     pool=YAHOO_POOL,
 )
 def intraday_quotes(
@@ -124,8 +98,7 @@ def intraday_quotes(
     market_data: MarketDataResource,
     asx_symbols: pd.DataFrame,
 ) -> Output[pd.DataFrame]:
-    window = window_of(context.partition_time_window)
-    sessions = sessions_in_window(window.start, window.end)
+    window, sessions = span_of(context.partition_time_window)
     if len(sessions) != 1:
         raise Failure(
             f"intraday_quotes snapshots one session at a time, not {window}", allow_retries=False

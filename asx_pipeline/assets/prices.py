@@ -19,7 +19,6 @@ from dagster import (
     Failure,
     MetadataValue,
     Output,
-    ResourceParam,
     multi_asset,
 )
 
@@ -33,18 +32,13 @@ from asx_pipeline.assets.metadata import (
     session_span,
 )
 from asx_pipeline.assets.symbols import read_snapshots, universe_on
-from asx_pipeline.calendar import (
-    asx_trading_days,
-    session_before,
-    sessions_between,
-    sessions_in_window,
-)
-from asx_pipeline.retries import yahoo_retry_policy
+from asx_pipeline.calendar import session_before, sessions_between, span_of
+from asx_pipeline.configured import DAILY_PARTITIONS, YAHOO_RETRY_POLICY
 from asx_pipeline.sources.market_data import PriceHistory, yahoo_ticker
 from asx_pipeline.sources.resource import YAHOO_POOL, MarketDataResource
 from asx_pipeline.warehouse.backend import WarehouseBackend
 from asx_pipeline.warehouse.frames import Window, conform_frame
-from asx_pipeline.warehouse.io_manager import WarehouseIOManager, window_of
+from asx_pipeline.warehouse.resources import WarehouseResource
 from asx_pipeline.warehouse.tables import CORPORATE_ACTIONS, DAILY_PRICES
 
 
@@ -90,14 +84,12 @@ def actions_frame(history: PriceHistory, symbols: pd.DataFrame, source: str) -> 
 @multi_asset(
     outs={
         "daily_prices": AssetOut(
-            io_manager_key="warehouse_io_manager",
             is_required=False,
             description=DAILY_PRICES.description,
             metadata=table_metadata(DAILY_PRICES),
             kinds={"pandas"},
         ),
         "corporate_actions": AssetOut(
-            io_manager_key="warehouse_io_manager",
             is_required=False,
             description=CORPORATE_ACTIONS.description,
             metadata=table_metadata(CORPORATE_ACTIONS),
@@ -105,22 +97,21 @@ def actions_frame(history: PriceHistory, symbols: pd.DataFrame, source: str) -> 
         ),
     },
     ins={"asx_symbols": AssetIn()},
-    partitions_def=asx_trading_days(),
+    partitions_def=DAILY_PARTITIONS,
     backfill_policy=BackfillPolicy.single_run(),
     group_name="market_data",
     can_subset=True,
-    retry_policy=yahoo_retry_policy(),
+    retry_policy=YAHOO_RETRY_POLICY,
     # One Yahoo caller at a time across runs: the daily tick, a backfill, intraday snapshots.
     pool=YAHOO_POOL,
 )
 def market_bars(
     context: AssetExecutionContext,
     market_data: MarketDataResource,
-    warehouse_io_manager: ResourceParam[WarehouseIOManager],
+    warehouse: WarehouseResource,
     asx_symbols: pd.DataFrame,
 ) -> Iterator[Output[pd.DataFrame]]:
-    window = window_of(context.partition_time_window)
-    sessions = sessions_in_window(window.start, window.end)
+    window, sessions = span_of(context.partition_time_window)
     market_data.ensure_final(sessions)
     if asx_symbols.empty:
         raise Failure(
@@ -139,8 +130,8 @@ def market_bars(
         )
     tickers = sorted(asx_symbols["yahoo_ticker"].unique())
     client = market_data.client()
-    warehouse = warehouse_io_manager.warehouse()
-    load = plan_history(market_data, warehouse, asx_symbols, sessions)
+    backend = warehouse.open()
+    load = plan_history(market_data, backend, asx_symbols, sessions)
     history_from = load.history_from if load else {}
     joining = f", {len(history_from)} of them from {load.start} (joining)" if load else ""
     context.log.info(f"Fetching {len(tickers)} tickers for {window} from {client.name}{joining}")
@@ -169,7 +160,7 @@ def market_bars(
     selected = {key.path[-1] for key in context.selected_asset_keys}
     written = {}
     if load is not None:
-        written = write_history(warehouse, load, window, selected, early_prices, early_actions)
+        written = write_history(backend, load, window, selected, early_prices, early_actions)
         for line in load.lines(all_prices):
             context.log.info(f"History loaded: {line}")
     if "daily_prices" in selected:

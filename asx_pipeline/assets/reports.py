@@ -29,8 +29,7 @@ from asx_pipeline.analytics.report import (
 from asx_pipeline.analytics.universe import in_universe
 from asx_pipeline.assets.daily import daily_table_asset
 from asx_pipeline.assets.metadata import session_span
-from asx_pipeline.calendar import sessions_in_window
-from asx_pipeline.warehouse.io_manager import window_of
+from asx_pipeline.calendar import span_of
 from asx_pipeline.warehouse.tables import DAILY_REPORT
 
 
@@ -101,8 +100,7 @@ def daily_report(
     corporate_actions: pd.DataFrame,
     asx_symbols: pd.DataFrame,
 ) -> Output[pd.DataFrame]:
-    window = window_of(context.partition_time_window)
-    sessions = sessions_in_window(window.start, window.end)
+    window, sessions = span_of(context.partition_time_window)
     # Rows of symbols that left a session's universe stay stored; the report is of the universe.
     daily_indicators = in_universe(daily_indicators, asx_symbols)
     daily_prices = in_universe(daily_prices, asx_symbols)

@@ -14,8 +14,7 @@ from asx_pipeline.analytics.screening import run_screeners, screening_frame
 from asx_pipeline.analytics.universe import in_universe
 from asx_pipeline.assets.daily import daily_table_asset
 from asx_pipeline.assets.metadata import preview, session_span
-from asx_pipeline.calendar import sessions_in_window
-from asx_pipeline.warehouse.io_manager import window_of
+from asx_pipeline.calendar import span_of
 from asx_pipeline.warehouse.tables import SCREENER_RESULTS
 
 
@@ -58,7 +57,7 @@ def screener_results(
     daily_prices: pd.DataFrame,
     asx_symbols: pd.DataFrame,
 ) -> Output[pd.DataFrame]:
-    window = window_of(context.partition_time_window)
+    sessions = span_of(context.partition_time_window).sessions
     config = screeners.screeners()
     tracked = in_universe(daily_indicators, asx_symbols)
     frame = run_screeners(screening_frame(tracked, daily_prices, asx_symbols), config)
@@ -66,7 +65,7 @@ def screener_results(
     return Output(
         frame,
         metadata={
-            **session_span(sessions_in_window(window.start, window.end)),
+            **session_span(sessions),
             "screeners_file": config.path,
             **{f"hits_{s.name}": int(hits.get(s.name, 0)) for s in config.screeners},
             "preview": preview(frame[frame["rank"] <= 3] if not frame.empty else frame),

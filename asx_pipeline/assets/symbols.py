@@ -8,19 +8,19 @@ import datetime as dt
 from dataclasses import dataclass
 
 import pandas as pd
-from dagster import AssetExecutionContext, Failure, Output, ResourceParam
+from dagster import AssetExecutionContext, Failure, Output
 
 from asx_pipeline.analytics.point_in_time import choose_snapshot
 from asx_pipeline.assets.daily import daily_table_asset
 from asx_pipeline.assets.metadata import names, preview, session_span
-from asx_pipeline.calendar import session_before, sessions_in_window, sydney_today
-from asx_pipeline.retries import yahoo_retry_policy
+from asx_pipeline.calendar import session_before, span_of, sydney_today
+from asx_pipeline.configured import YAHOO_RETRY_POLICY
 from asx_pipeline.sources.asx_directory import DirectoryError
 from asx_pipeline.sources.market_data import DIRECTORY_COLUMNS, MarketDataSource, yahoo_ticker
 from asx_pipeline.sources.resource import MarketDataResource
 from asx_pipeline.warehouse.backend import WarehouseBackend
 from asx_pipeline.warehouse.frames import Window, conform_frame, empty_frame
-from asx_pipeline.warehouse.io_manager import WarehouseIOManager, window_of
+from asx_pipeline.warehouse.resources import WarehouseResource
 from asx_pipeline.warehouse.tables import ASX_DIRECTORY_SNAPSHOTS, ASX_SYMBOLS
 
 
@@ -189,17 +189,16 @@ def _directory_on(client: MarketDataSource, session: dt.date) -> pd.DataFrame:
 @daily_table_asset(
     ASX_SYMBOLS,
     "market_data",
-    retry_policy=yahoo_retry_policy(),
+    retry_policy=YAHOO_RETRY_POLICY,
 )
 def asx_symbols(
     context: AssetExecutionContext,
     market_data: MarketDataResource,
-    warehouse_io_manager: ResourceParam[WarehouseIOManager],
+    warehouse: WarehouseResource,
 ) -> Output[pd.DataFrame]:
-    window = window_of(context.partition_time_window)
-    sessions = sessions_in_window(window.start, window.end)
+    window, sessions = span_of(context.partition_time_window)
     market_data.ensure_final(sessions)
-    result, added = symbols_for_sessions(market_data, warehouse_io_manager.warehouse(), sessions)
+    result, added = symbols_for_sessions(market_data, warehouse.open(), sessions)
     if added:
         days = sorted(added)
         context.log.info(

@@ -35,7 +35,7 @@ import yfinance as yf
 from yfinance import cache as yf_cache
 from yfinance.exceptions import YFDataException, YFRateLimitError
 
-from asx_pipeline.calendar import SYDNEY
+from asx_pipeline.calendar import SYDNEY, sydney_today
 from asx_pipeline.sources.asx_directory import load_directory, redact_url
 from asx_pipeline.sources.bar_validation import RefusedBar, refuse_junk_bars
 from asx_pipeline.sources.market_data import (
@@ -163,7 +163,7 @@ class YahooMarketData:
         )
         self._directory_source = directory_source
         self._directory: pd.DataFrame | None = None
-        self._today = today or _sydney_today
+        self._today = today or sydney_today
         self._cache_dir = Path(cache_dir)
         point_yfinance_cache_at(self._cache_dir)
         # Raise, do not log: our pool sees each ticker's exception. (A process-wide yfinance
@@ -322,10 +322,6 @@ def shared_yfinance_session() -> Any:
     if _SHARED_SESSION is None:
         _SHARED_SESSION = yfinance_default_session()
     return _SHARED_SESSION
-
-
-def _sydney_today() -> dt.date:
-    return dt.datetime.now(SYDNEY).date()
 
 
 def point_yfinance_cache_at(cache_dir: Path) -> None:

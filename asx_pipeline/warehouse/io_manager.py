@@ -2,89 +2,69 @@
 
 Assets return pandas frames and never open a connection or know the backend. A frame replaces
 exactly the partition time window of the run (one day, or a whole backfill range in one go), and
-an input is exactly the window Dagster maps to it (longer, for assets that need history).
+an input is exactly the window Dagster maps to it (longer, for assets that need history). The
+table is the one the asset declares as `dagster/table_name` (assets/daily.py puts it there from
+tables.py), so an asset's key and its table's name are free to differ.
 """
 
-from __future__ import annotations
-
-from typing import Literal
+from typing import Any
 
 import pandas as pd
-from dagster import ConfigurableIOManager, Failure, InputContext, OutputContext
-from dagster._core.definitions.partitions.utils.time_window import TimeWindow
-from pydantic import PrivateAttr
+from dagster import (
+    ConfigurableIOManager,
+    Failure,
+    InputContext,
+    OutputContext,
+)
 
-from asx_pipeline.warehouse.backend import WarehouseBackend
-from asx_pipeline.warehouse.frames import FrameRefusedError, Window, conform_frame
-from asx_pipeline.warehouse.tables import table_for
+from asx_pipeline.calendar import window_of
+from asx_pipeline.warehouse.frames import FrameRefusedError, conform_frame
+from asx_pipeline.warehouse.resources import WarehouseResource
+from asx_pipeline.warehouse.tables import TableSpec, table_for
 
-BackendName = Literal["duckdb", "postgres", "rest"]
+TABLE_NAME = "dagster/table_name"
 
 
 class WarehouseIOManager(ConfigurableIOManager):
-    """Reads and replaces table windows on the backend the settings chose."""
+    """Reads and replaces table windows in the warehouse resource it holds."""
 
-    backend: BackendName = "duckdb"
-    duckdb_path: str = "data/warehouse.duckdb"
-    duckdb_lock_timeout_seconds: float = 600.0
-    postgres_url: str | None = None
-    supabase_url: str | None = None
-    supabase_service_role_key: str | None = None
-
-    _warehouse: WarehouseBackend | None = PrivateAttr(default=None)
-
-    def warehouse(self) -> WarehouseBackend:
-        if self._warehouse is None:
-            self._warehouse = self._build()
-        return self._warehouse
+    # A nested resource: the same one assets, checks and the CLI use, not a copy of its config.
+    warehouse: WarehouseResource
 
     def handle_output(self, context: OutputContext, obj: pd.DataFrame | None) -> None:
         if obj is None:
             return
-        table = table_for(context.asset_key.path[-1])
+        table = _table(context.definition_metadata, context.asset_key.to_user_string())
         window = window_of(context.asset_partitions_time_window)
         try:
             frame = conform_frame(table, window, obj)
         except FrameRefusedError as error:
             # The same frame would be refused again: fail now rather than after step retries.
             raise Failure(str(error), allow_retries=False) from None
-        written = self.warehouse().replace_window(table, window, frame)
-        where = self.warehouse().describe()
+        backend = self.warehouse.open()
+        written = backend.replace_window(table, window, frame)
         # dagster/row_count is the key the UI charts over time, on every table asset alike.
         context.add_output_metadata(
-            {"dagster/row_count": written, "window": str(window), "stored_in": where}
+            {"dagster/row_count": written, "window": str(window), "stored_in": backend.describe()}
         )
 
     def load_input(self, context: InputContext) -> pd.DataFrame:
-        table = table_for(context.asset_key.path[-1])
+        upstream = context.upstream_output
+        metadata = upstream.definition_metadata if upstream is not None else None
+        table = _table(metadata, context.asset_key.to_user_string())
         window = window_of(context.asset_partitions_time_window)
-        return self.warehouse().read_window(table, window)
-
-    def _build(self) -> WarehouseBackend:
-        if self.backend == "postgres":
-            from asx_pipeline.warehouse.postgres_backend import PostgresWarehouse
-
-            return PostgresWarehouse(_required(self.postgres_url, "SUPABASE_DB_URL"))
-        if self.backend == "rest":
-            from asx_pipeline.warehouse.rest_backend import SupabaseRestWarehouse
-
-            return SupabaseRestWarehouse(
-                url=_required(self.supabase_url, "SUPABASE_URL"),
-                service_role_key=_required(
-                    self.supabase_service_role_key, "SUPABASE_SERVICE_ROLE_KEY"
-                ),
-            )
-        from asx_pipeline.warehouse.duckdb_backend import DuckDBWarehouse
-
-        return DuckDBWarehouse(self.duckdb_path, self.duckdb_lock_timeout_seconds)
+        return self.warehouse.open().read_window(table, window)
 
 
-def window_of(time_window: TimeWindow) -> Window:
-    """Partition time windows start and end at Sydney midnight; the dates are the window."""
-    return Window(time_window.start.date(), time_window.end.date())
+def warehouse_resources(
+    warehouse: WarehouseResource,
+) -> dict[str, Any]:
+    """The warehouse and the default IO manager, which stores every table asset through it."""
+    return {"warehouse": warehouse, "io_manager": WarehouseIOManager(warehouse=warehouse)}
 
 
-def _required(value: str | None, variable: str) -> str:
-    if not value:
-        raise ValueError(f"{variable} is required by the selected warehouse backend")
-    return value
+def _table(metadata: dict[str, Any] | None, asset: str) -> TableSpec:
+    name = (metadata or {}).get(TABLE_NAME)
+    if name is None:
+        raise Failure(f"{asset} declares no {TABLE_NAME}: the warehouse cannot tell its table")
+    return table_for(str(getattr(name, "value", name)))

@@ -19,12 +19,12 @@ from asx_pipeline.assets.prices import actions_frame, market_bars, prices_frame
 from asx_pipeline.assets.reports import ReportsResource, daily_report
 from asx_pipeline.assets.screeners import ScreenersResource, screener_results
 from asx_pipeline.assets.symbols import asx_symbols, symbols_for_sessions
-from asx_pipeline.calendar import sessions_between
-from asx_pipeline.runs import range_tags
+from asx_pipeline.calendar import range_tags, sessions_between
 from asx_pipeline.sources.resource import MarketDataResource
 from asx_pipeline.warehouse.duckdb_backend import DuckDBWarehouse
 from asx_pipeline.warehouse.frames import Window, conform_frame
-from asx_pipeline.warehouse.io_manager import WarehouseIOManager
+from asx_pipeline.warehouse.io_manager import warehouse_resources
+from asx_pipeline.warehouse.resources import DuckDBWarehouseResource
 from asx_pipeline.warehouse.tables import TABLES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -69,9 +69,7 @@ class AnalyticsWarehouse:
     def resources(self, **overrides: object) -> dict[str, object]:
         return {
             "market_data": market_data(),
-            "warehouse_io_manager": WarehouseIOManager(
-                backend="duckdb", duckdb_path=str(self.path)
-            ),
+            **warehouse_resources(DuckDBWarehouseResource(path=str(self.path))),
             "screeners": ScreenersResource(path=str(REPO_ROOT / "config" / "screeners.yml")),
             "reports": ReportsResource(directory=str(self.reports_dir)),
             **overrides,

@@ -8,11 +8,12 @@ from dagster import DagsterInstance, materialize
 
 from asx_pipeline.assets.prices import market_bars
 from asx_pipeline.assets.symbols import asx_symbols
-from asx_pipeline.runs import range_tags
+from asx_pipeline.calendar import range_tags
 from asx_pipeline.sources.resource import MarketDataResource
 from asx_pipeline.warehouse.duckdb_backend import DuckDBWarehouse
 from asx_pipeline.warehouse.frames import Window
-from asx_pipeline.warehouse.io_manager import WarehouseIOManager
+from asx_pipeline.warehouse.io_manager import warehouse_resources
+from asx_pipeline.warehouse.resources import DuckDBWarehouseResource
 from asx_pipeline.warehouse.tables import TABLES
 
 
@@ -29,9 +30,7 @@ class CoreWarehouse:
             [asx_symbols, market_bars],
             resources={
                 "market_data": kwargs.pop("market_data", self.market_data),
-                "warehouse_io_manager": WarehouseIOManager(
-                    backend="duckdb", duckdb_path=str(self.path)
-                ),
+                **warehouse_resources(DuckDBWarehouseResource(path=str(self.path))),
             },
             tags=range_tags(first, last),
             instance=self.instance,

@@ -8,12 +8,12 @@ from dagster import AssetKey, materialize
 
 from asx_pipeline.assets.prices import market_bars
 from asx_pipeline.assets.symbols import asx_symbols
-from asx_pipeline.calendar import sessions_between
-from asx_pipeline.runs import range_tags
+from asx_pipeline.calendar import range_tags, sessions_between
 from asx_pipeline.sources.market_data import PriceHistory
 from asx_pipeline.sources.resource import MarketDataResource
 from asx_pipeline.sources.sample import SampleMarketData
-from asx_pipeline.warehouse.io_manager import WarehouseIOManager
+from asx_pipeline.warehouse.io_manager import warehouse_resources
+from asx_pipeline.warehouse.resources import DuckDBWarehouseResource
 from asx_pipeline_tests.assets.conftest import failure_text
 
 FIRST, LAST = dt.date(2025, 10, 1), dt.date(2025, 11, 28)
@@ -190,9 +190,7 @@ def test_either_output_can_be_materialised_alone(core, selection) -> None:
         selection=[AssetKey(selection[0])],
         resources={
             "market_data": core.market_data,
-            "warehouse_io_manager": WarehouseIOManager(
-                backend="duckdb", duckdb_path=str(core.path)
-            ),
+            **warehouse_resources(DuckDBWarehouseResource(path=str(core.path))),
         },
         partition_key="2025-11-10",
         instance=core.instance,
@@ -210,9 +208,7 @@ def test_prices_refuse_a_window_where_some_sessions_have_no_symbols(core) -> Non
         selection=[AssetKey("daily_prices"), AssetKey("corporate_actions")],
         resources={
             "market_data": core.market_data,
-            "warehouse_io_manager": WarehouseIOManager(
-                backend="duckdb", duckdb_path=str(core.path)
-            ),
+            **warehouse_resources(DuckDBWarehouseResource(path=str(core.path))),
         },
         tags=range_tags(dt.date(2025, 11, 3), dt.date(2025, 11, 7)),
         instance=core.instance,

@@ -7,15 +7,17 @@ import pandas as pd
 import pytest
 from dagster import AssetSelection, DagsterInstance, materialize
 
-from asx_pipeline.assets.intraday import intraday_quotes, snapshot_times
+from asx_pipeline.assets.intraday import intraday_quotes
 from asx_pipeline.assets.symbols import asx_symbols
+from asx_pipeline.calendar import snapshot_times
 from asx_pipeline.sources.market_data import MarketDataError
 from asx_pipeline.sources.resource import MarketDataResource
 from asx_pipeline.sources.sample import SampleMarketData
 from asx_pipeline.sources.yahoo_intraday import YahooIntradayQuotes, quotes_frame
 from asx_pipeline.warehouse.duckdb_backend import DuckDBWarehouse
 from asx_pipeline.warehouse.frames import Window
-from asx_pipeline.warehouse.io_manager import WarehouseIOManager
+from asx_pipeline.warehouse.io_manager import warehouse_resources
+from asx_pipeline.warehouse.resources import DuckDBWarehouseResource
 from asx_pipeline.warehouse.tables import INTRADAY_QUOTES
 
 SYDNEY = ZoneInfo("Australia/Sydney")
@@ -32,7 +34,7 @@ class IntradayWarehouse:
         self.instance = DagsterInstance.ephemeral()
         self.resources = {
             "market_data": MarketDataResource(source="sample", universe=universe),
-            "warehouse_io_manager": WarehouseIOManager(duckdb_path=str(self.path)),
+            **warehouse_resources(DuckDBWarehouseResource(path=str(self.path))),
         }
 
     def snapshot(self, at: dt.datetime, day: dt.date = EVE):

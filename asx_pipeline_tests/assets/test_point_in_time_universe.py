@@ -17,15 +17,15 @@ from asx_pipeline.analytics.point_in_time import code_changes
 from asx_pipeline.assets.indicators import daily_indicators
 from asx_pipeline.assets.prices import market_bars
 from asx_pipeline.assets.symbols import asx_symbols, store_directory_snapshots
-from asx_pipeline.calendar import session_before, sessions_between
+from asx_pipeline.calendar import range_tags, session_before, sessions_between
 from asx_pipeline.cli import EXIT_USAGE
-from asx_pipeline.runs import range_tags
 from asx_pipeline.sources.asx_directory import load_directory
 from asx_pipeline.sources.directory_archive import import_archive
 from asx_pipeline.sources.resource import MarketDataResource
 from asx_pipeline.warehouse.duckdb_backend import DuckDBWarehouse
 from asx_pipeline.warehouse.frames import Window, conform_frame
-from asx_pipeline.warehouse.io_manager import WarehouseIOManager
+from asx_pipeline.warehouse.io_manager import warehouse_resources
+from asx_pipeline.warehouse.resources import DuckDBWarehouseResource
 from asx_pipeline.warehouse.tables import (
     ASX_DIRECTORY_SNAPSHOTS,
     ASX_SYMBOLS,
@@ -84,7 +84,7 @@ class ArchiveWarehouse:
             assets,
             resources={
                 "market_data": market_data,
-                "warehouse_io_manager": WarehouseIOManager(duckdb_path=str(self.path)),
+                **warehouse_resources(DuckDBWarehouseResource(path=str(self.path))),
             },
             tags=range_tags(first, last),
             instance=self.instance,

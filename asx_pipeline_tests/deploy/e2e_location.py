@@ -34,7 +34,7 @@ from dagster import (
 )
 
 import asx_pipeline.definitions as production
-from asx_pipeline.automation import DAILY_JOB, asx_daily_refresh
+from asx_pipeline.jobs import DAILY_JOB, asx_daily_refresh
 from asx_pipeline.settings import get_settings
 
 DEFAULT_PARTITION = "2025-06-02"

@@ -13,7 +13,7 @@ import datetime as dt
 import pytest
 from dagster import DagsterRunStatus, RunsFilter
 
-from asx_pipeline.automation import DAILY_JOB
+from asx_pipeline.jobs import DAILY_JOB
 from asx_pipeline_tests.deploy.e2e_location import DEFAULT_PARTITION, E2E_TAG
 from asx_pipeline_tests.deploy.stack import UNIVERSE_SIZE, E2EStack, sample_closes, wait_for
 

@@ -17,13 +17,17 @@ from dagster import DagsterInstance, materialize
 
 from asx_pipeline.assets.prices import market_bars
 from asx_pipeline.assets.symbols import asx_symbols
-from asx_pipeline.calendar import sessions_between
-from asx_pipeline.runs import range_tags
+from asx_pipeline.calendar import range_tags, sessions_between
 from asx_pipeline.sources.resource import MarketDataResource
 from asx_pipeline.warehouse.backend import WarehouseBackend
 from asx_pipeline.warehouse.frames import Window
-from asx_pipeline.warehouse.io_manager import WarehouseIOManager
+from asx_pipeline.warehouse.io_manager import warehouse_resources
 from asx_pipeline.warehouse.migrations import MIGRATIONS_DIR, apply_migrations
+from asx_pipeline.warehouse.resources import (
+    DuckDBWarehouseResource,
+    PostgresWarehouseResource,
+    WarehouseResource,
+)
 from asx_pipeline.warehouse.tables import TABLES
 from asx_pipeline_tests.assets.conftest import failure_text
 
@@ -35,12 +39,12 @@ CORE_TABLES = ("asx_symbols", "daily_prices", "corporate_actions")
 UNIVERSE = 10
 
 
-def run_core(io_manager: WarehouseIOManager, instance: DagsterInstance | None = None):
+def run_core(warehouse: WarehouseResource, instance: DagsterInstance | None = None):
     return materialize(
         [asx_symbols, market_bars],
         resources={
             "market_data": MarketDataResource(source="sample", universe=f"top:{UNIVERSE}"),
-            "warehouse_io_manager": io_manager,
+            **warehouse_resources(warehouse),
         },
         tags=range_tags(FIRST, LAST),
         instance=instance or DagsterInstance.ephemeral(),
@@ -48,9 +52,9 @@ def run_core(io_manager: WarehouseIOManager, instance: DagsterInstance | None = 
     )
 
 
-def read_core(io_manager: WarehouseIOManager) -> dict[str, pd.DataFrame]:
-    warehouse: WarehouseBackend = io_manager.warehouse()
-    return {name: warehouse.read_window(TABLES[name], WINDOW) for name in CORE_TABLES}
+def read_core(warehouse: WarehouseResource) -> dict[str, pd.DataFrame]:
+    backend: WarehouseBackend = warehouse.open()
+    return {name: backend.read_window(TABLES[name], WINDOW) for name in CORE_TABLES}
 
 
 def without_ingested_at(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
@@ -60,9 +64,9 @@ def without_ingested_at(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFra
 
 
 @pytest.fixture
-def postgres_io(postgres_dsn: str) -> WarehouseIOManager:
+def postgres_io(postgres_dsn: str) -> WarehouseResource:
     assert apply_migrations(postgres_dsn), "a fresh database gets every migration"
-    return WarehouseIOManager(backend="postgres", postgres_url=postgres_dsn)
+    return PostgresWarehouseResource(url=postgres_dsn)
 
 
 def test_core_assets_on_postgres_match_duckdb_exactly(postgres_io, tmp_path: Path) -> None:
@@ -83,7 +87,7 @@ def test_core_assets_on_postgres_match_duckdb_exactly(postgres_io, tmp_path: Pat
     assert ingested.dt.tz is not None
     assert (pd.Timestamp.now(tz="UTC") - ingested.max()) < pd.Timedelta(minutes=10)
 
-    duckdb_io = WarehouseIOManager(backend="duckdb", duckdb_path=str(tmp_path / "w.duckdb"))
+    duckdb_io = DuckDBWarehouseResource(path=str(tmp_path / "w.duckdb"))
     assert run_core(duckdb_io).success
     on_duckdb = without_ingested_at(read_core(duckdb_io))
     for name, frame in without_ingested_at(stored).items():
@@ -116,7 +120,7 @@ def test_database_behind_the_migrations_fails_saying_to_migrate(
     shutil.copy(first_file, older / first_file.name)
     assert apply_migrations(postgres_dsn, older) == [first_file.name]
 
-    result = run_core(WarehouseIOManager(backend="postgres", postgres_url=postgres_dsn))
+    result = run_core(PostgresWarehouseResource(url=postgres_dsn))
     assert not result.success
     message = failure_text(result)
     assert "run `asx-pipeline db migrate`" in message
@@ -160,7 +164,7 @@ def test_db_status_lists_pending_until_db_migrate(cli_on, postgres_dsn: str, cap
     assert out.count(" applied ") == len(files)
     assert out.splitlines()[-1] == "Up to date."
 
-    result = run_core(WarehouseIOManager(backend="postgres", postgres_url=postgres_dsn))
+    result = run_core(PostgresWarehouseResource(url=postgres_dsn))
     assert result.success, failure_text(result)
 
 

@@ -29,7 +29,8 @@ from asx_pipeline.assets.prices import market_bars
 from asx_pipeline.assets.symbols import asx_symbols
 from asx_pipeline.calendar import partition_key
 from asx_pipeline.sources.resource import MarketDataResource
-from asx_pipeline.warehouse.io_manager import WarehouseIOManager
+from asx_pipeline.warehouse.io_manager import warehouse_resources
+from asx_pipeline.warehouse.resources import DuckDBWarehouseResource
 from asx_pipeline_tests.assets.conftest import failure_text
 
 pytestmark = pytest.mark.postgres
@@ -88,9 +89,7 @@ def test_runs_and_materialisations_are_stored_in_postgres(
         [asx_symbols, market_bars],
         resources={
             "market_data": MarketDataResource(source="sample", universe="top:5"),
-            "warehouse_io_manager": WarehouseIOManager(
-                backend="duckdb", duckdb_path=str(tmp_path / "warehouse.duckdb")
-            ),
+            **warehouse_resources(DuckDBWarehouseResource(path=str(tmp_path / "warehouse.duckdb"))),
         },
         partition_key=partition_key(DAY),
         instance=instance,

@@ -25,12 +25,17 @@ from dagster import AssetSelection, DagsterInstance, materialize
 from asx_pipeline.assets.indicators import daily_indicators
 from asx_pipeline.assets.prices import market_bars
 from asx_pipeline.assets.symbols import asx_symbols
-from asx_pipeline.automation import failure_alert
+from asx_pipeline.calendar import range_tags
 from asx_pipeline.checks import DAILY_PRICES_CHECKS
-from asx_pipeline.runs import failed_symbols_of_run, range_tags
-from asx_pipeline.settings import load_settings
+from asx_pipeline.notify import failure_alert
+from asx_pipeline.runs import failed_symbols_of_run
 from asx_pipeline.warehouse.frames import Window
-from asx_pipeline.warehouse.io_manager import WarehouseIOManager
+from asx_pipeline.warehouse.io_manager import warehouse_resources
+from asx_pipeline.warehouse.resources import (
+    DuckDBWarehouseResource,
+    PostgresWarehouseResource,
+    WarehouseResource,
+)
 from asx_pipeline_tests.fake_yahoo import FakeYahoo, Fault, Junk, reset_yfinance
 from asx_pipeline_tests.loopback_yahoo import LoopbackYahooResource
 
@@ -60,17 +65,15 @@ def fake(fixtures_dir: Path, tmp_path: Path) -> Iterator[FakeYahoo]:
 
 
 @pytest.fixture(params=["duckdb", "postgres"])
-def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> WarehouseIOManager:
+def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> WarehouseResource:
     if request.param == "postgres":
-        return WarehouseIOManager(
-            backend="postgres", postgres_url=request.getfixturevalue("migrated_dsn")
-        )
-    return WarehouseIOManager(backend="duckdb", duckdb_path=str(tmp_path / "warehouse.duckdb"))
+        return PostgresWarehouseResource(url=request.getfixturevalue("migrated_dsn"))
+    return DuckDBWarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
 
 
 def run(
     fake: FakeYahoo,
-    warehouse: WarehouseIOManager,
+    warehouse: WarehouseResource,
     tmp_path: Path,
     instance: DagsterInstance | None = None,
     last: dt.date = LAST,
@@ -89,16 +92,16 @@ def run(
         selection=AssetSelection.assets(
             "asx_symbols", "daily_prices", "corporate_actions", "daily_indicators"
         ),
-        resources={"market_data": market_data, "warehouse_io_manager": warehouse},
+        resources={"market_data": market_data, **warehouse_resources(warehouse)},
         tags=range_tags(FIRST, last),
         instance=instance or DagsterInstance.ephemeral(),
         raise_on_error=False,
     )
 
 
-def stored(warehouse: WarehouseIOManager) -> dict[str, pd.DataFrame]:
+def stored(warehouse: WarehouseResource) -> dict[str, pd.DataFrame]:
     window = Window(FIRST, LAST + dt.timedelta(days=1))
-    return {name: warehouse.warehouse().read_window(_table(name), window) for name in TABLES}
+    return {name: warehouse.open().read_window(_table(name), window) for name in TABLES}
 
 
 def _table(name: str):
@@ -211,9 +214,7 @@ def test_a_first_run_below_coverage_fails_names_the_tickers_and_stores_what_came
     assert after["daily_indicators"].empty
     # The failure alert names them too, with their reasons.
     run_record = instance.get_run_by_id(result.run_id)
-    alert = failure_alert(
-        load_settings(), run_record, [], "", failed_symbols_of_run(instance, result.run_id)
-    )
+    alert = failure_alert(run_record, [], "", failed_symbols_of_run(instance, result.run_id))
     assert alert.lines[-3:] == (
         "Tickers not fetched (their stored rows are kept):",
         *failed,

@@ -16,7 +16,7 @@ from asx_pipeline.assets.symbols import asx_symbols
 from asx_pipeline.sources.resource import MarketDataResource
 from asx_pipeline.warehouse import postgres_backend, postgres_sql
 from asx_pipeline.warehouse.frames import WarehouseError, conform_frame
-from asx_pipeline.warehouse.io_manager import WarehouseIOManager
+from asx_pipeline.warehouse.io_manager import warehouse_resources
 from asx_pipeline.warehouse.migrations import (
     MigrationError,
     apply_migrations,
@@ -25,6 +25,7 @@ from asx_pipeline.warehouse.migrations import (
 )
 from asx_pipeline.warehouse.postgres_backend import PostgresWarehouse
 from asx_pipeline.warehouse.postgres_sql import connect, scrub_dsn
+from asx_pipeline.warehouse.resources import PostgresWarehouseResource
 from asx_pipeline.warehouse.tables import DAILY_PRICES
 from asx_pipeline_tests.warehouse.sample_frames import make_frame, window_of
 
@@ -236,7 +237,7 @@ def test_a_typo_dsn_fails_the_step_once_and_stays_out_of_the_event_log() -> None
         partition_key="2025-06-02",
         resources={
             "market_data": MarketDataResource(source="sample", universe="top:5"),
-            "warehouse_io_manager": WarehouseIOManager(backend="postgres", postgres_url=dsn),
+            **warehouse_resources(PostgresWarehouseResource(url=dsn)),
         },
         instance=instance,
         raise_on_error=False,
