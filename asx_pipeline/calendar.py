@@ -247,6 +247,13 @@ def latest_final_session(now: dt.datetime, delay_minutes: int) -> dt.date:
     return latest_session_ready(now, lambda session: session_final_at(session, delay_minutes))
 
 
+def latest_session_due(now: dt.datetime, deadline: dt.time) -> dt.date:
+    """The latest session whose data should be in by `now`: its Sydney `deadline` has passed."""
+    return latest_session_ready(
+        now, lambda session: dt.datetime.combine(session, deadline, tzinfo=SYDNEY)
+    )
+
+
 def latest_session_ready(
     now: dt.datetime, ready_at: Callable[[dt.date], dt.datetime]
 ) -> dt.date:

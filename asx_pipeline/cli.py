@@ -154,12 +154,15 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from asx_pipeline.analytics.indicators import LOOKBACK_SESSIONS
+    from asx_pipeline.calendar import latest_final_session, session_before
     from asx_pipeline.jobs import DAILY_JOB
     from asx_pipeline.runs import run_job_range, summarise_tables
 
     config = settings()
     ensure_dagster_home()
-    first, last = _latest_sessions(args.sessions, config.asx_data_delay_minutes)
+    last = latest_final_session(dt.datetime.now(dt.UTC), config.asx_data_delay_minutes)
+    first = session_before(last, args.sessions - 1) or last
     print(
         f"asx-pipeline demo: {args.sessions} ASX sessions {first} .. {last}, "
         f"market data: {config.asx_market_data}, warehouse: {config.warehouse_backend}",
@@ -167,7 +170,9 @@ def _demo(args: argparse.Namespace) -> int:
     )
     # The indicators look back LOOKBACK_SESSIONS sessions (sma_200, 52-week high), so the core
     # tables are first filled for the sessions before the demo window, in one run of their own.
-    history_first, history_last = _history_before(first)
+    # LOOKBACK_SESSIONS - 1 sessions before the window: what its first day's indicators need.
+    history_first = session_before(first, LOOKBACK_SESSIONS - 1)
+    history_last = session_before(first)
     print(f"Loading price history {history_first} .. {history_last} for the indicators", flush=True)
     history = run_job_range("asx_core", history_first, history_last)
     if not history.success:
@@ -187,15 +192,6 @@ def _demo(args: argparse.Namespace) -> int:
 
 ANALYTICS_TABLES = ("daily_indicators", "market_breadth", "screener_results", "daily_report")
 DEMO_TOP_HITS = 3
-
-
-def _history_before(first: dt.date) -> tuple[dt.date, dt.date]:
-    """The LOOKBACK_SESSIONS - 1 sessions before `first`: what its indicators look back on."""
-    from asx_pipeline.analytics.indicators import LOOKBACK_SESSIONS
-    from asx_pipeline.calendar import sessions_between
-
-    before = sessions_between(first - dt.timedelta(days=LOOKBACK_SESSIONS * 2), first)[:-1]
-    return before[-(LOOKBACK_SESSIONS - 1)], before[-1]
 
 
 def _analytics_highlights(first: dt.date, day: dt.date) -> str:
@@ -224,14 +220,6 @@ def _analytics_highlights(first: dt.date, day: dt.date) -> str:
         if not report.empty:
             lines.append(f"Daily report: {report['html_path'].iloc[0]}")
         return "\n".join(lines)
-
-
-def _latest_sessions(count: int, delay_minutes: int) -> tuple[dt.date, dt.date]:
-    from asx_pipeline.calendar import latest_final_session, sessions_between
-
-    last = latest_final_session(dt.datetime.now(dt.UTC), delay_minutes)
-    sessions = sessions_between(last - dt.timedelta(days=count * 2 + 30), last)
-    return sessions[-count], last
 
 
 def _db_migrate(args: argparse.Namespace) -> int:
@@ -497,10 +485,11 @@ def _print_import(result: ImportResult, every_change: bool) -> None:
 def _status(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
+    from asx_pipeline.calendar import latest_session_due
     from asx_pipeline.runs import asset_statuses
 
     ensure_dagster_home()
-    expected = expected_session(dt.datetime.now(dt.UTC))
+    expected = latest_session_due(dt.datetime.now(dt.UTC), settings().asx_freshness_deadline)
     statuses = asset_statuses(DagsterInstance.get(), expected, skip_staleness=("intraday_quotes",))
     print(f"Expected latest session: {expected} (its data is due by ASX_FRESHNESS_DEADLINE)")
     print(f"{'asset':<20} {'latest':<11} {'last run':<10} {'run id':<37} failing checks")
@@ -517,15 +506,6 @@ def _status(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     print("OK: every asset is up to date and its last run succeeded.")
     return 0
-
-
-def expected_session(now: dt.datetime) -> dt.date:
-    """The latest session whose data should be in by now (its freshness deadline has passed)."""
-    from asx_pipeline.calendar import SYDNEY, latest_session_ready
-    deadline = settings().asx_freshness_deadline
-    return latest_session_ready(
-        now, lambda session: dt.datetime.combine(session, deadline, tzinfo=SYDNEY)
-    )
 
 
 if __name__ == "__main__":

@@ -140,3 +140,16 @@ def test_latest_final_session_skips_weekend_and_unfinished_day() -> None:
     assert latest_final_session(saturday, 30) == dt.date(2025, 11, 21)
     friday_afternoon = dt.datetime(2025, 11, 21, 15, tzinfo=SYDNEY)
     assert latest_final_session(friday_afternoon, 30) == dt.date(2025, 11, 20)
+
+
+def test_the_session_due_is_the_latest_whose_sydney_deadline_has_passed():
+    from asx_pipeline.calendar import SYDNEY, latest_session_due
+
+    deadline = dt.time(19, 30)
+    before = dt.datetime(2025, 12, 23, 19, 29, tzinfo=SYDNEY)
+    assert latest_session_due(before, deadline) == dt.date(2025, 12, 22)
+    assert latest_session_due(before.replace(minute=31), deadline) == dt.date(2025, 12, 23)
+    # Christmas and Boxing Day are holidays: the 24th is still the latest session due.
+    assert latest_session_due(dt.datetime(2025, 12, 27, 9, tzinfo=SYDNEY), deadline) == (
+        dt.date(2025, 12, 24)
+    )
