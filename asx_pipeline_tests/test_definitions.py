@@ -1,6 +1,7 @@
 """The code location loads, every daily asset backfills in one run, and the shell commands work."""
 
 import datetime as dt
+import json
 import os
 import re
 import subprocess
@@ -119,3 +120,33 @@ def test_every_table_asset_shows_its_table_contract_in_the_ui() -> None:
             required = column.name in table.key or not table.column(column.name).nullable
             assert column.constraints.nullable is not required, (table.name, column.name)
 
+
+def test_only_the_compatibility_module_imports_dagster_internals() -> None:
+    """Private Dagster API breaks on minor upgrades: it is confined to dagster_compat.py."""
+    package = REPO / "asx_pipeline"
+    private = re.compile(r"^\s*(from|import)\s+dagster\._", re.MULTILINE)
+    importing = sorted(
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if private.search(path.read_text())
+    )
+    assert importing == ["dagster_compat.py"]
+
+
+@pytest.mark.slow
+def test_dg_lists_the_definitions_from_the_repo_root(tmp_path) -> None:
+    env = {**_environment(tmp_path), "VIRTUAL_ENV": str(Path(sys.executable).parents[1])}
+    completed = subprocess.run(
+        [str(Path(sys.executable).with_name("dg")), "list", "defs", "--json"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    listed = json.loads(completed.stdout)
+    assets = {entry["asset_key"] for entry in listed["assets"]}
+    assert {"asx_symbols", "daily_prices", "daily_report", "intraday_quotes"} <= assets
+    assert {entry["name"] for entry in listed["sensors"]} == {
+        "asx_dead_runs", "asx_follow_prices", "asx_prices_freshness", "asx_run_failure_alerts",
+    }  # fmt: skip
+    assert {entry["name"] for entry in listed["schedules"]} == {
+        "asx_daily_refresh_schedule", "asx_intraday_schedule",
+    }  # fmt: skip
