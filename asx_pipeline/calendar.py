@@ -114,11 +114,10 @@ def partition_range(tags: Mapping[str, str]) -> tuple[str, str] | None:
 
 def partition_label(tags: Mapping[str, str]) -> str | None:
     """The run's partition key, or `first...last` for a single-run range (logs and alerts)."""
+    if PARTITION_NAME_TAG in tags:
+        return tags[PARTITION_NAME_TAG]
     keys = partition_range(tags)
-    if keys is None:
-        return None
-    first, last = keys
-    return first if first == last else f"{first}...{last}"
+    return f"{keys[0]}...{keys[1]}" if keys else None
 
 
 def range_tags(first: dt.date, last: dt.date) -> dict[str, str]:
@@ -258,7 +257,7 @@ def latest_session_ready(
     now: dt.datetime, ready_at: Callable[[dt.date], dt.datetime]
 ) -> dt.date:
     """The most recent session (within 30 days) whose `ready_at` time has passed at `now`."""
-    today = now.astimezone(SYDNEY).date()
+    today = sydney_today(now)
     for session in reversed(sessions_between(today - dt.timedelta(days=30), today)):
         if ready_at(session) <= now:
             return session
@@ -296,3 +295,7 @@ def _holidays_on_trading_weekdays(first: dt.date) -> list[dt.datetime]:
 
 def partition_key(session: dt.date) -> str:
     return session.strftime(PARTITION_FORMAT)
+
+
+def parse_partition_key(key: str) -> dt.date:
+    return dt.datetime.strptime(key, PARTITION_FORMAT).date()

@@ -9,7 +9,6 @@ and the report on half the market would mislead. Stale quotes are WARN: worth a 
 The rules themselves live in analytics/quality.py, shared with the daily report.
 """
 
-import datetime as dt
 
 import pandas as pd
 from dagster import (
@@ -22,7 +21,7 @@ from dagster import (
 )
 
 from asx_pipeline.analytics import quality
-from asx_pipeline.calendar import sessions_between, span_of
+from asx_pipeline.calendar import session_before, span_of
 from asx_pipeline.configured import DAILY_PARTITIONS
 from asx_pipeline.runs import failed_symbols_of_run
 from asx_pipeline.sources.resource import MarketDataResource
@@ -137,15 +136,14 @@ def _with_earlier_sessions(
     """The window's bars plus those of the `sessions` sessions before it.
 
     A check cannot map its own asset over a longer window (Dagster refuses the checked asset in
-    `additional_ins`), so the earlier sessions are read through the warehouse IO manager, which
+    `additional_ins`), so the earlier sessions are read through the `warehouse` resource, which
     still keeps the check unaware of the backend.
     """
-    before = sessions_between(window.start - dt.timedelta(days=sessions * 3 + 10), window.start)
-    earlier = [day for day in before if day < window.start][-sessions:]
-    if not earlier:
+    first = session_before(window.start, sessions) if sessions > 0 else None
+    if first is None:
         return prices
     warehouse = context.resources.warehouse.open()
-    history = warehouse.read_window(DAILY_PRICES, Window(earlier[0], window.start))
+    history = warehouse.read_window(DAILY_PRICES, Window(first, window.start))
     return pd.concat([history, prices], ignore_index=True) if not history.empty else prices
 
 

@@ -3,8 +3,8 @@
 Dagster fixes a definition's partitions, retry policy and schedule when its decorator runs, so
 those come from the settings here, at import time, and nowhere else: `calendar.py` and
 `retries.py` stay pure functions of their arguments, and a bad setting fails the code location
-at load time with the message settings.py gives it. Resources read the rest of the settings in
-definitions.py.
+at load time with the message settings.py gives it. definitions.py configures the resources
+from the settings; the alerts resource reads the channels from them when it sends.
 """
 
 from asx_pipeline.calendar import trading_day_partitions

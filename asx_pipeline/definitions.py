@@ -7,7 +7,7 @@ Dagster resolves them at run time and the UI shows the variable's name, never it
 from __future__ import annotations
 
 from dagster import Definitions, EnvVar
-from dotenv import load_dotenv
+from dotenv import find_dotenv, load_dotenv
 
 from asx_pipeline.assets.breadth import market_breadth
 from asx_pipeline.assets.indicators import daily_indicators
@@ -32,8 +32,9 @@ from asx_pipeline.warehouse.resources import (
     WarehouseResource,
 )
 
-# Dagster's CLI and webserver read .env themselves, but `python -m`, pytest and cron do not.
-load_dotenv(override=False)
+# Dagster's CLI and webserver read .env themselves, but `python -m`, pytest and cron do not. The
+# same .env as settings.py's (the working directory's), so EnvVar secrets and settings agree.
+load_dotenv(find_dotenv(usecwd=True), override=False)
 
 
 def market_data_resource(settings: Settings) -> MarketDataResource:

@@ -114,7 +114,7 @@ def summarise_tables(first: dt.date, last: dt.date, names: Sequence[str] | None 
 @contextmanager
 def definitions_warehouse() -> Iterator[WarehouseBackend]:
     """The warehouse resource the settings select, as definitions.py builds it for runs, opened
-    outside a run (the CLI, benchmarks)."""
+    outside a run (the CLI's summaries)."""
     from asx_pipeline.definitions import warehouse_resource
     from asx_pipeline.settings import get_settings
 

@@ -37,13 +37,17 @@ from dagster import (
     sensor,
 )
 
-from asx_pipeline.calendar import SYDNEY, is_session, partition_key
-from asx_pipeline.configured import FRESHNESS_DEADLINE
-from asx_pipeline.dagster_compat import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-    PARTITION_NAME_TAG,
+from asx_pipeline.calendar import (
+    SYDNEY,
+    is_session,
+    parse_partition_key,
+    partition_key,
+    partition_range,
+    range_tags,
+    sydney_today,
 )
+from asx_pipeline.configured import FRESHNESS_DEADLINE
+from asx_pipeline.dagster_compat import PARTITION_NAME_TAG
 from asx_pipeline.instance import fail_dead_runs
 from asx_pipeline.jobs import DAILY_JOB, INTRADAY_ASSET, PRICE_ASSETS, asx_daily_refresh
 from asx_pipeline.notify import (
@@ -88,9 +92,8 @@ def freshness_alert(
 
     The session is None when no check applies (not a session, or before the deadline).
     """
-    local = now.astimezone(SYDNEY)
-    session = local.date()
-    if not is_session(session) or local.time() < deadline:
+    session = sydney_today(now)
+    if not is_session(session) or now.astimezone(SYDNEY).time() < deadline:
         return None, None
     materialised = instance.get_materialized_partitions(AssetKey("daily_prices"))
     if partition_key(session) in materialised:
@@ -129,12 +132,6 @@ def materialised_assets(instance: DagsterInstance, run_id: str) -> set[AssetKey]
     return {record.event_log_entry.dagster_event.asset_key for record in records}
 
 
-def partition_tags(run: DagsterRun) -> dict[str, str]:
-    """The run's partition tags, so the follow-up covers exactly the same sessions."""
-    keys = (PARTITION_NAME_TAG, ASSET_PARTITION_RANGE_START_TAG, ASSET_PARTITION_RANGE_END_TAG)
-    return {key: run.tags[key] for key in keys if key in run.tags}
-
-
 def follow_request(
     run: DagsterRun, materialised: set[AssetKey], downstream_of: dict[AssetKey, set[AssetKey]]
 ) -> RunRequest | SkipReason:
@@ -145,12 +142,14 @@ def follow_request(
     missing = downstream - materialised - PRICE_ASSETS - {INTRADAY_ASSET}
     if not missing:
         return SkipReason(f"Run {run.run_id} already refreshed everything downstream of prices.")
-    tags = partition_tags(run)
+    # One session: an ordinary partitioned request; a range: the same single-run range tags.
+    single = run.tags.get(PARTITION_NAME_TAG)
+    keys = partition_range(run.tags)
+    tags = range_tags(*(parse_partition_key(key) for key in keys)) if keys and not single else {}
     return RunRequest(
         run_key=f"follow:{run.run_id}",
         asset_selection=sorted(missing, key=lambda key: key.to_user_string()),
-        # One session: an ordinary partitioned request; a range: the single-run range tags.
-        partition_key=tags.pop(PARTITION_NAME_TAG, None),
+        partition_key=single,
         tags={**tags, "asx/follows_run": run.run_id},
     )
 

@@ -129,7 +129,7 @@ class Settings(BaseSettings):
     asx_alert_webhook_url: AnyHttpUrl | None = Field(None, repr=False)
     asx_webserver_url: AnyHttpUrl = Field("http://127.0.0.1:3000")  # type: ignore[assignment]
 
-    # Orchestration (automation.py): times are Australia/Sydney wall-clock times, HH:MM.
+    # Orchestration (configured.py, schedules.py, sensors.py): Australia/Sydney wall-clock, HH:MM.
     asx_daily_refresh_time: dt.time = Field(
         dt.time(18, 0), description="When the daily refresh runs on each ASX session."
     )

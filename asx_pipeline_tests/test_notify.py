@@ -123,7 +123,10 @@ def _settings(smtp_port: int, http_port: int, **overrides) -> Settings:
 
 
 class _TestAlerts(AlertsResource):
-    """The alerts resource on the settings `values` (JSON) and, when `at` is set, that clock."""
+    """The alerts resource on the settings `values` (JSON) and, when `at` is set, that clock.
+
+    Test only: its config holds secrets in clear, which definitions.py never does.
+    """
 
     values: str
     at: str = ""

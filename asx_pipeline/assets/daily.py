@@ -11,6 +11,7 @@ from dagster import (
 )
 
 from asx_pipeline.configured import DAILY_PARTITIONS
+from asx_pipeline.warehouse.io_manager import TABLE_NAME
 from asx_pipeline.warehouse.tables import TableSpec
 
 
@@ -45,4 +46,4 @@ def table_metadata(table: TableSpec) -> dict[str, Any]:
         )
         for column in table.columns
     ]
-    return {"dagster/table_name": table.name, "dagster/column_schema": TableSchema(columns)}
+    return {TABLE_NAME: table.name, "dagster/column_schema": TableSchema(columns)}

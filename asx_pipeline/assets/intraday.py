@@ -23,7 +23,7 @@ from dagster import (
 from asx_pipeline.assets.daily import daily_table_asset
 from asx_pipeline.assets.metadata import names, preview
 from asx_pipeline.assets.symbols import select_universe
-from asx_pipeline.calendar import SYDNEY, snapshot_times, span_of
+from asx_pipeline.calendar import SYDNEY, snapshot_times, span_of, sydney_today
 from asx_pipeline.configured import YAHOO_RETRY_POLICY
 from asx_pipeline.sources.market_data import IntradaySource, yahoo_ticker
 from asx_pipeline.sources.resource import YAHOO_POOL, MarketDataResource
@@ -42,7 +42,7 @@ def snapshot_moment(session: dt.date, requested: str, now: dt.datetime) -> dt.da
         at = dt.datetime.fromisoformat(requested)
         if at.tzinfo is None:
             raise Failure(f"snapshot_at {requested!r} needs a UTC offset", allow_retries=False)
-        if at.astimezone(SYDNEY).date() != session:
+        if sydney_today(at) != session:
             raise Failure(
                 f"snapshot_at {requested} is not during session {session}", allow_retries=False
             )

@@ -22,6 +22,7 @@ from asx_pipeline.warehouse.frames import FrameRefusedError, conform_frame
 from asx_pipeline.warehouse.resources import WarehouseResource
 from asx_pipeline.warehouse.tables import TableSpec, table_for
 
+# Where the IO manager finds an asset's table (assets/daily.py puts it on every table asset).
 TABLE_NAME = "dagster/table_name"
 
 

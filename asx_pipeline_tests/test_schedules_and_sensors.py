@@ -1,4 +1,4 @@
-"""Schedules and the follow-up sensor, evaluated by Dagster at chosen moments of 2025."""
+"""Schedules and sensors (follow-up), evaluated by Dagster at chosen moments of 2025."""
 
 import datetime as dt
 from zoneinfo import ZoneInfo
