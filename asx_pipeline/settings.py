@@ -142,6 +142,12 @@ class Settings(BaseSettings):
     asx_step_retry_delay_seconds: float = Field(
         30.0, ge=0, le=3600, description="First retry delay; it doubles each time, with jitter."
     )
+    asx_executor: Literal["in_process", "multiprocess"] = Field(
+        "in_process",
+        description="How a run executes its steps: all in the run's own process (the default: "
+        "starting a Python per step costs more than a session's compute), or one process per "
+        "step, forked from a server with the project preloaded.",
+    )
     asx_log_format: Literal["text", "json"] = Field(
         "text", description="`json`: one JSON object per log line (journald-friendly)."
     )

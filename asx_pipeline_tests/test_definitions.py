@@ -150,3 +150,19 @@ def test_dg_lists_the_definitions_from_the_repo_root(tmp_path) -> None:
     assert {entry["name"] for entry in listed["schedules"]} == {
         "asx_daily_refresh_schedule", "asx_intraday_schedule",
     }  # fmt: skip
+
+
+def test_every_job_runs_in_process_unless_asx_executor_says_multiprocess() -> None:
+    from asx_pipeline.definitions import build_definitions, defs
+    from asx_pipeline.settings import load_settings
+
+    assert defs.resolve_job_def("asx_daily_refresh").executor_def.name == "in_process"
+    multi = build_definitions(load_settings(asx_executor="multiprocess"))
+    executor = multi.resolve_job_def("asx_daily_refresh").executor_def
+    assert executor.name == "multiprocess_forkserver"
+    config = executor.config_schema.resolve_config({}).value["config"]
+    assert config["start_method"] == {
+        "forkserver": {"preload_modules": ["asx_pipeline.definitions"]}
+    }
+    with pytest.raises(Exception, match="ASX_EXECUTOR"):
+        load_settings(asx_executor="celery")

@@ -1,0 +1,135 @@
+"""The evening refresh of one session through the path users take, against one asset.
+
+Times `dagster asset materialize` (a fresh process, the job's executor, the DAGSTER_HOME
+instance: what a person types, and the same executor the daemon's runs use) for
+
+- every daily asset of one session, with their asset checks (the evening refresh), and
+- one asset of the same session (`asx_symbols`), the yardstick of what a run costs anyway,
+
+once for each executor, side by side in one run: Dagster's default multiprocess executor (every
+step in a freshly spawned Python, bench/default_executor_location.py), and the two that
+ASX_EXECUTOR selects: `multiprocess` (the `forkserver` start method, the project preloaded) and
+`in_process` (the default). The core tables are filled first, untimed, for
+the indicators' lookback. Run: `.venv/bin/python bench/refresh.py [--symbols N] [--repeat N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(REPO_ROOT / "bench"))
+warnings.filterwarnings("ignore")
+
+DAY = dt.date(2025, 11, 14)
+DAILY_ASSETS = (
+    "asx_symbols,daily_prices,corporate_actions,daily_indicators,market_breadth,"
+    "screener_results,daily_report"
+)
+ONE_ASSET = "asx_symbols"
+# (code location, ASX_EXECUTOR) of each variant; the first is Dagster's own default.
+EXECUTORS = {
+    "multiprocess, spawned per step (Dagster's default)": (
+        ["-f", str(REPO_ROOT / "bench" / "default_executor_location.py")],
+        "in_process",
+    ),
+    "ASX_EXECUTOR=multiprocess (forkserver, preloaded)": (
+        ["-m", "asx_pipeline.definitions"],
+        "multiprocess",
+    ),
+    "ASX_EXECUTOR=in_process (the default)": (["-m", "asx_pipeline.definitions"], "in_process"),
+}
+
+
+def materialize(
+    env: dict[str, str], selection: str, variant: tuple[list[str], str]
+) -> tuple[float, dict[str, float]]:
+    """(wall seconds, seconds per step) of one `dagster asset materialize`."""
+    from dagster import DagsterEventType, DagsterInstance
+
+    location, executor = variant
+    command = [
+        str(Path(sys.executable).with_name("dagster")), "asset", "materialize", *location,
+        "--select", selection, "--partition", DAY.isoformat(),
+    ]  # fmt: skip
+    started = time.perf_counter()
+    done = subprocess.run(
+        command, env={**env, "ASX_EXECUTOR": executor}, capture_output=True, text=True,
+        check=False, cwd=REPO_ROOT,
+    )  # fmt: skip
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
+    os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
+    with DagsterInstance.get() as instance:
+        run = instance.get_runs(limit=1)[0]
+        steps = {
+            record.event_log_entry.step_key: round(
+                record.event_log_entry.dagster_event.event_specific_data.duration_ms / 1000, 2
+            )
+            for record in instance.get_records_for_run(
+                run.run_id, of_type=DagsterEventType.STEP_SUCCESS
+            ).records
+        }
+    return wall, steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--symbols", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=2, help="runs per figure (median shown)")
+    args = parser.parse_args()
+    from analytics import fill
+
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch)
+        home, data = root / "dagster_home", root / "data"
+        home.mkdir()
+        data.mkdir()
+        (home / "dagster.yaml").write_text((REPO_ROOT / "dagster.yaml").read_text())
+        filled = fill(data / "warehouse.duckdb", args.symbols, DAY, DAY)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "ASX_"))}
+        env.update(
+            DAGSTER_HOME=str(home),
+            ASX_MARKET_DATA="sample",
+            ASX_DATA_DIR=str(data),
+            ASX_UNIVERSE="all",
+            ASX_SAMPLE_SYMBOLS=str(args.symbols),
+        )
+        print(
+            f"Evening refresh of {DAY} ({args.symbols} sample symbols, core lookback filled in "
+            f"{filled:.1f} s, untimed); `dagster asset materialize`, median of {args.repeat}"
+        )
+        print(
+            f"{'executor':<52} {'refresh s':>9} {'steps':>5} {'compute s':>9} "
+            f"{'one asset s':>11} {'ratio':>6}"
+        )
+        steps: list[tuple[str, dict[str, float]]] = []
+        for name, variant in EXECUTORS.items():
+            refresh = [materialize(env, DAILY_ASSETS, variant) for _ in range(args.repeat)]
+            single = [materialize(env, ONE_ASSET, variant) for _ in range(args.repeat)]
+            wall = statistics.median(r[0] for r in refresh)
+            one = statistics.median(s[0] for s in single)
+            compute = statistics.median(sum(r[1].values()) for r in refresh)
+            print(
+                f"{name:<52} {wall:>9.1f} {len(refresh[0][1]):>5} {compute:>9.1f} "
+                f"{one:>11.1f} {wall / one:>5.2f}x"
+            )
+            steps.append((name, refresh[-1][1]))
+        for name, durations in steps:
+            slowest = sorted(durations.items(), key=lambda item: -item[1])[:6]
+            print(f"  {name}, slowest steps (s): " + ", ".join(f"{k} {v}" for k, v in slowest))
+
+
+if __name__ == "__main__":
+    main()
