@@ -7,84 +7,150 @@ fail with severity ERROR and are `blocking`: in the same run, daily_indicators a
 after it do not run on them. Coverage below ASX_MIN_COVERAGE is blocking too: breadth, screeners
 and the report on half the market would mislead. Stale quotes are WARN: worth a look, not a stop.
 The rules themselves live in analytics/quality.py, shared with the daily report.
+
+All six are one `multi_asset_check`, so a run checks the stored window in one step that reads
+`daily_prices` once, instead of six steps that each load it (bench/refresh.py: the evening
+refresh is mostly per-step cost). Each check is still its own check in the UI, with its own
+result, severity and blocking flag, and can be run alone (the step is subsettable).
 """
 
+from collections.abc import Callable, Iterator
 
 import pandas as pd
 from dagster import (
     AssetCheckExecutionContext,
+    AssetCheckKey,
     AssetCheckResult,
     AssetCheckSeverity,
+    AssetCheckSpec,
     AssetIn,
     MetadataValue,
-    asset_check,
+    multi_asset_check,
 )
 
 from asx_pipeline.analytics import quality
 from asx_pipeline.calendar import session_before, span_of
 from asx_pipeline.configured import DAILY_PARTITIONS
 from asx_pipeline.runs import failed_symbols_of_run
-from asx_pipeline.sources.resource import MarketDataResource
 from asx_pipeline.warehouse.frames import Window
 from asx_pipeline.warehouse.tables import DAILY_PRICES
 
 _SHOWN_ROWS = 20
 
 
-def _result(finding: quality.Finding, severity: AssetCheckSeverity, **extra) -> AssetCheckResult:
+def _spec(
+    name: str, asset: str, description: str, blocking: bool = True, reads: tuple[str, ...] = ()
+) -> AssetCheckSpec:
+    return AssetCheckSpec(
+        name,
+        asset=asset,
+        description=description,
+        blocking=blocking,
+        additional_deps=list(reads),
+        partitions_def=DAILY_PARTITIONS,
+    )
+
+
+SPECS = [
+    _spec(
+        "daily_prices_positive",
+        "daily_prices",
+        "Every open, high, low and close is above zero (and every bar has a close).",
+    ),
+    _spec(
+        "daily_prices_ohlc_consistent",
+        "daily_prices",
+        "low <= open <= high and low <= close <= high on every bar.",
+    ),
+    _spec("daily_prices_volume_non_negative", "daily_prices", "Volume is never negative."),
+    _spec(
+        "daily_prices_coverage",
+        "daily_prices",
+        "At least ASX_MIN_COVERAGE (default 90%) of each session's active symbols have a bar; "
+        "below it breadth, screeners and the report do not run on that session (ERROR).",
+        reads=("asx_symbols",),
+    ),
+    _spec(
+        "daily_prices_stale_quotes",
+        "daily_prices",
+        f"No symbol's close is unchanged with zero volume for {quality.STALE_SESSIONS} sessions "
+        "in a row (WARN).",
+        blocking=False,
+    ),
+    _spec(
+        "corporate_actions_plausible",
+        "corporate_actions",
+        "Dividends are at least 0 and at most half the ex-date close; split ratios are finite, "
+        "not 1, and within 1:1000..1000:1.",
+        reads=("daily_prices",),
+    ),
+]
+
+
+# A check's finding, its severity, and what else its result shows.
+Outcome = tuple[quality.Finding, AssetCheckSeverity, dict[str, object]]
+
+
+def _result(key: AssetCheckKey, outcome: Outcome) -> AssetCheckResult:
+    finding, severity, extra = outcome
     metadata = {"summary": finding.summary, "offending_rows": len(finding.rows), **extra}
     if not finding.passed:
         metadata["examples"] = MetadataValue.md(
             finding.rows.head(_SHOWN_ROWS).to_markdown(index=False)
         )
-    return AssetCheckResult(passed=finding.passed, severity=severity, metadata=metadata)
+    return AssetCheckResult(
+        asset_key=key.asset_key,
+        check_name=key.name,
+        passed=finding.passed,
+        severity=severity,
+        metadata=metadata,
+    )
 
 
-@asset_check(
-    asset="daily_prices",
-    blocking=True,
-    partitions_def=DAILY_PARTITIONS,
-    description="Every open, high, low and close is above zero (and every bar has a close).",
+@multi_asset_check(
+    name="market_data_checks",
+    specs=SPECS,
+    can_subset=True,
+    ins={"daily_prices": AssetIn(), "corporate_actions": AssetIn(), "asx_symbols": AssetIn()},
+    required_resource_keys={"warehouse", "market_data"},
+    description="The checks of daily_prices and corporate_actions, on the run's window.",
 )
-def daily_prices_positive(daily_prices: pd.DataFrame) -> AssetCheckResult:
-    return _result(quality.non_positive_prices(daily_prices), AssetCheckSeverity.ERROR)
-
-
-@asset_check(
-    asset="daily_prices",
-    blocking=True,
-    partitions_def=DAILY_PARTITIONS,
-    description="low <= open <= high and low <= close <= high on every bar.",
-)
-def daily_prices_ohlc_consistent(daily_prices: pd.DataFrame) -> AssetCheckResult:
-    return _result(quality.inconsistent_ohlc(daily_prices), AssetCheckSeverity.ERROR)
-
-
-@asset_check(
-    asset="daily_prices",
-    blocking=True,
-    partitions_def=DAILY_PARTITIONS,
-    description="Volume is never negative.",
-)
-def daily_prices_volume_non_negative(daily_prices: pd.DataFrame) -> AssetCheckResult:
-    return _result(quality.negative_volume(daily_prices), AssetCheckSeverity.ERROR)
-
-
-@asset_check(
-    asset="daily_prices",
-    blocking=True,
-    partitions_def=DAILY_PARTITIONS,
-    additional_ins={"asx_symbols": AssetIn()},
-    description="At least ASX_MIN_COVERAGE (default 90%) of each session's active symbols have "
-    "a bar; below it breadth, screeners and the report do not run on that session (ERROR).",
-)
-def daily_prices_coverage(
+def market_data_checks(
     context: AssetCheckExecutionContext,
-    market_data: MarketDataResource,
     daily_prices: pd.DataFrame,
+    corporate_actions: pd.DataFrame,
     asx_symbols: pd.DataFrame,
-) -> AssetCheckResult:
-    finding = quality.low_coverage(daily_prices, asx_symbols, market_data.min_coverage)
+) -> Iterator[AssetCheckResult]:
+    error = AssetCheckSeverity.ERROR
+    checks: dict[str, Callable[[], Outcome]] = {
+        "daily_prices_positive": lambda: (quality.non_positive_prices(daily_prices), error, {}),
+        "daily_prices_ohlc_consistent": lambda: (
+            quality.inconsistent_ohlc(daily_prices), error, {}
+        ),
+        "daily_prices_volume_non_negative": lambda: (
+            quality.negative_volume(daily_prices), error, {}
+        ),
+        "daily_prices_coverage": lambda: _coverage(context, daily_prices, asx_symbols),
+        "daily_prices_stale_quotes": lambda: _stale_quotes(context, daily_prices),
+        "corporate_actions_plausible": lambda: (
+            quality.implausible_actions(corporate_actions, daily_prices),
+            error,
+            {"actions_checked": len(corporate_actions)},
+        ),
+    }
+    selected = {key.name: key for key in context.selected_asset_check_keys}
+    # In the order of SPECS, whatever order the selection comes in.
+    for spec in SPECS:
+        if spec.name in selected:
+            yield _result(selected[spec.name], checks[spec.name]())
+
+
+def _coverage(
+    context: AssetCheckExecutionContext, daily_prices: pd.DataFrame, asx_symbols: pd.DataFrame
+) -> Outcome:
+    finding = quality.low_coverage(
+        daily_prices, asx_symbols, context.resources.market_data.min_coverage
+    )
     table = quality.coverage(daily_prices, asx_symbols)
     lowest = float(table["share"].min()) if not table.empty else 0.0
     extra: dict[str, object] = {"lowest_coverage": round(lowest, 4)}
@@ -97,37 +163,13 @@ def daily_prices_coverage(
             missing = quality.missing_bars(daily_prices, asx_symbols, sessions)
             failed = "\n".join(f"- {line}" for line in missing) or "none"
         extra["failed_symbols"] = MetadataValue.md(failed)
-    return _result(finding, AssetCheckSeverity.ERROR, **extra)
+    return finding, AssetCheckSeverity.ERROR, extra
 
 
-@asset_check(
-    asset="daily_prices",
-    partitions_def=DAILY_PARTITIONS,
-    required_resource_keys={"warehouse"},
-    description=f"No symbol's close is unchanged with zero volume for {quality.STALE_SESSIONS} "
-    "sessions in a row (WARN).",
-)
-def daily_prices_stale_quotes(
-    context: AssetCheckExecutionContext, daily_prices: pd.DataFrame
-) -> AssetCheckResult:
+def _stale_quotes(context: AssetCheckExecutionContext, daily_prices: pd.DataFrame) -> Outcome:
     window, sessions = span_of(context.partition_time_window)
     history = _with_earlier_sessions(context, daily_prices, window, quality.STALE_SESSIONS - 1)
-    return _result(quality.stale_quotes(history, sessions), AssetCheckSeverity.WARN)
-
-
-@asset_check(
-    asset="corporate_actions",
-    blocking=True,
-    partitions_def=DAILY_PARTITIONS,
-    additional_ins={"daily_prices": AssetIn()},
-    description="Dividends are at least 0 and at most half the ex-date close; split ratios are "
-    "finite, not 1, and within 1:1000..1000:1.",
-)
-def corporate_actions_plausible(
-    corporate_actions: pd.DataFrame, daily_prices: pd.DataFrame
-) -> AssetCheckResult:
-    finding = quality.implausible_actions(corporate_actions, daily_prices)
-    return _result(finding, AssetCheckSeverity.ERROR, actions_checked=len(corporate_actions))
+    return quality.stale_quotes(history, sessions), AssetCheckSeverity.WARN, {}
 
 
 def _with_earlier_sessions(
@@ -147,11 +189,4 @@ def _with_earlier_sessions(
     return pd.concat([history, prices], ignore_index=True) if not history.empty else prices
 
 
-DAILY_PRICES_CHECKS = [
-    daily_prices_positive,
-    daily_prices_ohlc_consistent,
-    daily_prices_volume_non_negative,
-    daily_prices_coverage,
-    daily_prices_stale_quotes,
-]
-ALL_CHECKS = [*DAILY_PRICES_CHECKS, corporate_actions_plausible]
+ALL_CHECKS = [market_data_checks]

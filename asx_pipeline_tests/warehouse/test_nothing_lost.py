@@ -26,7 +26,7 @@ from asx_pipeline.assets.indicators import daily_indicators
 from asx_pipeline.assets.prices import market_bars
 from asx_pipeline.assets.symbols import asx_symbols
 from asx_pipeline.calendar import range_tags
-from asx_pipeline.checks import DAILY_PRICES_CHECKS
+from asx_pipeline.checks import ALL_CHECKS
 from asx_pipeline.notify import failure_alert
 from asx_pipeline.runs import failed_symbols_of_run
 from asx_pipeline.warehouse.frames import Window
@@ -88,7 +88,7 @@ def run(
         port=fake.port,
     )
     return materialize(
-        [asx_symbols, market_bars, daily_indicators, *DAILY_PRICES_CHECKS],
+        [asx_symbols, market_bars, daily_indicators, *ALL_CHECKS],
         selection=AssetSelection.assets(
             "asx_symbols", "daily_prices", "corporate_actions", "daily_indicators"
         ),
