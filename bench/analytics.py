@@ -6,7 +6,7 @@
 The core tables are filled first, untimed, straight through the sample source and the warehouse;
 each timed scenario then materialises daily_indicators, market_breadth, screener_results and
 daily_report through Dagster in a fresh process, whose peak RSS (which includes about 250 MB of
-imported Dagster/pandas/matplotlib) is printed. Run: `.venv/bin/python bench/analytics.py`.
+imported Dagster/pandas) is printed. Run: `.venv/bin/python bench/analytics.py`.
 """
 
 from __future__ import annotations

@@ -1,15 +1,16 @@
-"""daily_report: Markdown in the metadata and the table, a self-contained HTML file with a chart."""
+"""daily_report: Markdown in the metadata and the table, a self-contained HTML file with an
+inline SVG chart drawn from the data."""
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import re
+
+import pandas as pd
 
 from asx_pipeline_tests.analytics.history import copy_of, fill_core_tables
 
 DAY = dt.date(2025, 11, 10)  # PME's 2:1 split: a corporate action to report
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def test_report_renders_with_the_days_numbers(tmp_path) -> None:
@@ -40,8 +41,19 @@ def test_report_renders_with_the_days_numbers(tmp_path) -> None:
     html_file = tmp_path / "run" / "reports" / "asx-daily-report-2025-11-10.html"
     assert row["html_path"] == str(html_file.resolve())
     page = html_file.read_text()
-    embedded = re.search(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
-    assert embedded and base64.b64decode(embedded.group(1)).startswith(PNG_MAGIC)
+    # The chart is inline SVG drawn from the data: one bar per histogram bin, whose counts add
+    # up to the symbols with a return; one bar per mover, the day's best and worst five.
+    (svg,) = re.findall(r"<svg .*?</svg>", page, flags=re.DOTALL)
+    counts = [int(c) for c in re.findall(r'<rect class="bin".*?<title>[^<]*: (\d+)</title>', svg)]
+    returns = indicators.dropna(subset=["return_1d"]).sort_values(["return_1d", "symbol"])
+    assert sum(counts) == len(returns) and len(counts) >= 5
+    movers = re.findall(r'<rect class="mover".*?<title>([^:]+): ([^%]+)%</title>', svg)
+    expected = pd.concat([returns.head(5), returns.tail(5)])
+    assert [symbol for symbol, _ in movers] == list(expected["symbol"])
+    assert [float(move) for _, move in movers] == [
+        round(r * 100, 2) for r in expected["return_1d"]
+    ]
+    assert 'class="median"' in svg
     assert "<h2>Market breadth</h2>" in page and "http" not in page.split("<body>")[1]
 
     materialization = result.asset_materializations_for_node("daily_report")[0]
