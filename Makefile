@@ -34,6 +34,7 @@ ui: $(INSTALLED) $(DAGSTER_HOME)/dagster.yaml
 
 ## bench: benchmarks that print figures (write.py needs a Postgres server; see its --help)
 bench: $(INSTALLED)
+	$(BIN)/python bench/refresh.py
 	$(BIN)/python bench/backfill.py
 	$(BIN)/python bench/analytics.py
 	$(BIN)/python bench/write.py
