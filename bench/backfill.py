@@ -118,22 +118,14 @@ def _run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
 
 def _run_cli(args: argparse.Namespace) -> float:
     """Seconds of `dagster asset materialize` over the whole range, as a person types it."""
+    from refresh import REPO_ROOT, user_environment
+
     sessions = _sessions(args.years)
-    repo = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory() as scratch:
-        home = Path(scratch) / "dagster_home"
-        home.mkdir()
-        (home / "dagster.yaml").write_text((repo / "dagster.yaml").read_text())
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "ASX_"))}
-        env.update(
-            DAGSTER_HOME=str(home),
-            ASX_MARKET_DATA="sample",
-            ASX_DATA_DIR=str(Path(scratch) / "data"),
-            ASX_UNIVERSE="all",
-            ASX_SAMPLE_SYMBOLS=str(args.symbols),
-            # Partitions from the range's first session: no history before it to load for
-            # joining symbols, so the run writes the same rows as the in-process mode.
-            ASX_START_DATE=sessions[0].isoformat(),
+        # Partitions from the range's first session: no history before it to load for joining
+        # symbols, so the run writes the same rows as the in-process mode.
+        env = user_environment(
+            Path(scratch), args.symbols, ASX_START_DATE=sessions[0].isoformat()
         )
         command = [
             str(Path(sys.executable).with_name("dagster")), "asset", "materialize",
@@ -142,7 +134,7 @@ def _run_cli(args: argparse.Namespace) -> float:
             "--partition-range", f"{sessions[0]}...{sessions[-1]}",
         ]  # fmt: skip
         started = time.perf_counter()
-        subprocess.run(command, env=env, cwd=repo, check=True, capture_output=True, text=True)
+        subprocess.run(command, env=env, cwd=REPO_ROOT, check=True, capture_output=True, text=True)
         return time.perf_counter() - started
 
 

@@ -51,6 +51,26 @@ EXECUTORS = {
 }
 
 
+def user_environment(root: Path, symbols: int, **settings: str) -> dict[str, str]:
+    """A fresh DAGSTER_HOME (the repo's dagster.yaml) and data folder under `root`, and the
+    environment of a shell that runs the sample source there: no inherited ASX_/SUPABASE_
+    setting can point a benchmark at real data."""
+    home, data = root / "dagster_home", root / "data"
+    home.mkdir(exist_ok=True)
+    data.mkdir(exist_ok=True)
+    (home / "dagster.yaml").write_text((REPO_ROOT / "dagster.yaml").read_text())
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "ASX_"))}
+    env.update(
+        DAGSTER_HOME=str(home),
+        ASX_MARKET_DATA="sample",
+        ASX_DATA_DIR=str(data),
+        ASX_UNIVERSE="all",
+        ASX_SAMPLE_SYMBOLS=str(symbols),
+        **settings,
+    )
+    return env
+
+
 def materialize(
     env: dict[str, str], selection: str, variant: tuple[list[str], str]
 ) -> tuple[float, dict[str, float]]:
@@ -92,20 +112,8 @@ def main() -> None:
     from analytics import fill
 
     with tempfile.TemporaryDirectory() as scratch:
-        root = Path(scratch)
-        home, data = root / "dagster_home", root / "data"
-        home.mkdir()
-        data.mkdir()
-        (home / "dagster.yaml").write_text((REPO_ROOT / "dagster.yaml").read_text())
-        filled = fill(data / "warehouse.duckdb", args.symbols, DAY, DAY)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "ASX_"))}
-        env.update(
-            DAGSTER_HOME=str(home),
-            ASX_MARKET_DATA="sample",
-            ASX_DATA_DIR=str(data),
-            ASX_UNIVERSE="all",
-            ASX_SAMPLE_SYMBOLS=str(args.symbols),
-        )
+        env = user_environment(Path(scratch), args.symbols)
+        filled = fill(Path(env["ASX_DATA_DIR"]) / "warehouse.duckdb", args.symbols, DAY, DAY)
         print(
             f"Evening refresh of {DAY} ({args.symbols} sample symbols, core lookback filled in "
             f"{filled:.1f} s, untimed); `dagster asset materialize`, median of {args.repeat}"
