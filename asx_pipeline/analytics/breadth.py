@@ -26,27 +26,33 @@ BREADTH_COLUMNS = [
 
 
 def compute_breadth(indicators: pd.DataFrame, prices: pd.DataFrame) -> pd.DataFrame:
-    """One row per session present in `indicators` (joined to `prices` on trade_date, symbol)."""
+    """One row per session present in `indicators` (joined to `prices` on trade_date, symbol).
+
+    Every measure is a per-row flag summed per session, so a range is one grouped pass.
+    """
     if indicators.empty:
         return pd.DataFrame(columns=BREADTH_COLUMNS)
     bars = prices[["trade_date", "symbol", "high", "low", "close"]]
     joined = indicators.merge(bars, on=["trade_date", "symbol"], how="left")
-    rows = [_session_breadth(day, group) for day, group in joined.groupby("trade_date", sort=True)]
-    return pd.DataFrame(rows, columns=BREADTH_COLUMNS)
-
-
-def _session_breadth(day: object, group: pd.DataFrame) -> dict[str, object]:
-    returns = group["return_1d"].dropna()
-    with_sma = group.dropna(subset=["sma_200", "close"])
-    above = (with_sma["close"] > with_sma["sma_200"]).sum()
-    return {
-        "trade_date": day,
-        "symbols": len(group),
-        "advancers": int((returns > 0).sum()),
-        "decliners": int((returns < 0).sum()),
-        "unchanged": int((returns == 0).sum()),
-        "new_highs_52w": int((group["high"] >= group["high_52w"]).sum()),
-        "new_lows_52w": int((group["low"] <= group["low_52w"]).sum()),
-        "pct_above_sma_200": 100.0 * above / len(with_sma) if len(with_sma) else None,
-        "median_return": float(returns.median()) if len(returns) else None,
-    }
+    returns = joined["return_1d"]
+    with_sma = joined["sma_200"].notna() & joined["close"].notna()
+    flags = pd.DataFrame(
+        {
+            "trade_date": joined["trade_date"],
+            "symbols": 1,
+            "advancers": returns > 0,
+            "decliners": returns < 0,
+            "unchanged": returns == 0,
+            "new_highs_52w": joined["high"] >= joined["high_52w"],
+            "new_lows_52w": joined["low"] <= joined["low_52w"],
+            "with_sma": with_sma,
+            "above": with_sma & (joined["close"] > joined["sma_200"]),
+        }
+    )
+    grouped = flags.groupby("trade_date", sort=True)
+    table = grouped.sum().astype("int64")
+    table["median_return"] = returns.groupby(joined["trade_date"], sort=True).median()
+    table["pct_above_sma_200"] = (100.0 * table["above"] / table["with_sma"]).where(
+        table["with_sma"] > 0
+    )
+    return table.reset_index()[BREADTH_COLUMNS]

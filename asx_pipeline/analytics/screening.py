@@ -51,37 +51,46 @@ def screening_frame(
 
 
 def run_screeners(frame: pd.DataFrame, config: ScreenerSet) -> pd.DataFrame:
-    """Every screener on every session of `frame`, as screener_results rows."""
-    results = [
-        run_screener(screener, config, group)
-        for _, group in frame.groupby("trade_date", sort=True)
-        for screener in config.screeners
-    ]
+    """Every screener on every session of `frame`, as screener_results rows (per session, the
+    screeners in file order, each by rank)."""
+    results = [run_screener(screener, config, frame) for screener in config.screeners]
     results = [r for r in results if not r.empty]
     if not results:
         return pd.DataFrame(columns=RESULT_COLUMNS)
-    return pd.concat(results, ignore_index=True)[RESULT_COLUMNS]
+    # A stable sort by session keeps the file order of the screeners and the ranks within it.
+    combined = pd.concat(results, ignore_index=True)
+    return combined.sort_values("trade_date", kind="stable", ignore_index=True)[RESULT_COLUMNS]
 
 
-def run_screener(screener: Screener, config: ScreenerSet, session: pd.DataFrame) -> pd.DataFrame:
-    """One screener on one session's rows: the top_n passing rows, ranked from 1."""
-    rows = session[_in_universe(screener, config, session)]
+def run_screener(screener: Screener, config: ScreenerSet, sessions: pd.DataFrame) -> pd.DataFrame:
+    """One screener on the rows of one or many sessions: per session, the top_n passing rows,
+    ranked from 1.
+
+    Filters and scores are row by row, so the whole range is judged in one pass (a range run
+    costs one evaluation per screener, not one per session) and each session ranks alone.
+    """
+    rows = sessions[_in_universe(screener, config, sessions)]
     passed = np.ones(len(rows), dtype=bool)
     for _, tree in screener.filters:
         passed &= np.asarray(evaluate(tree, rows), dtype=bool)
     rows = rows[passed]
     rows = rows.assign(score=_as_series(evaluate(screener.rank_by[1], rows), rows))
     rows = rows[np.isfinite(rows["score"].astype("float64"))]
-    ranked = rows.sort_values(
-        ["score", "symbol"], ascending=[screener.ascending, True], kind="stable"
-    ).head(screener.top_n)
+    ordered = rows.sort_values(
+        ["trade_date", "score", "symbol"],
+        ascending=[True, screener.ascending, True],
+        kind="stable",
+    )
+    rank = ordered.groupby("trade_date", sort=False).cumcount().to_numpy() + 1
+    keep = rank <= screener.top_n
+    ranked, rank = ordered[keep], rank[keep]
     columns = screener.columns
     return pd.DataFrame(
         {
             "trade_date": ranked["trade_date"].to_numpy(),
             "screener": screener.name,
             "symbol": ranked["symbol"].to_numpy(),
-            "rank": np.arange(1, len(ranked) + 1),
+            "rank": rank,
             "score": ranked["score"].astype("float64").to_numpy(),
             "close": ranked["close"].to_numpy(dtype="float64", na_value=np.nan),
             "matched_values": [
