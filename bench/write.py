@@ -3,9 +3,18 @@
     .venv/bin/python bench/write.py [--sizes 100000 1000000] [--dsn postgresql://...]
 
 For each size, in a throwaway database with the migrations applied, it times:
-  * copy:      PostgresWarehouse.replace_window (one transaction: DELETE + binary COPY, rows
-               converted in chunks while COPY streams) into an empty window, and again replacing
-               that same window (a rerun);
+  * copy:      PostgresWarehouse.replace_window into an empty window (one transaction: lock,
+               find the window empty, binary COPY straight into the table, rows converted in
+               chunks while COPY streams);
+  * replace:   replace_window over that full window (COPY into a staging table, DELETE what it
+               does not bring, MERGE), bringing the same rows (a rerun of a derived table) or
+               every row changed (a refetch of daily_prices: a new ingested_at on every bar).
+               Each starts from the window just loaded by a timed empty-window copy (then VACUUM
+               ANALYZE, as autovacuum would do), and prints its rate as a multiple of that copy's:
+               the ratio compares two writes of one run;
+  * before:    the same copies and replaces the way replace_window wrote them before staging
+               (one transaction: DELETE the frame's keys, binary COPY into the table), in the
+               same run;
   * upsert:    what a simple Supabase job runner does, batched `INSERT ... ON CONFLICT DO UPDATE`
                of 1,000 rows per statement (neither atomic nor able to remove stale rows);
   * rest:      the SQL calls the REST backend makes (`stage_window_batch` per 500 rows, then
@@ -18,6 +27,7 @@ are not modelled. It asserts nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import math
@@ -26,6 +36,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -35,7 +46,13 @@ from psycopg.conninfo import make_conninfo
 
 from asx_pipeline.warehouse.frames import Window, conform_frame
 from asx_pipeline.warehouse.migrations import apply_migrations
-from asx_pipeline.warehouse.postgres_backend import PostgresWarehouse, copy_rows
+from asx_pipeline.warehouse.postgres_backend import (
+    PG_COPY_TYPES,
+    PostgresWarehouse,
+    copy_rows,
+    in_copy_order,
+)
+from asx_pipeline.warehouse.postgres_sql import python_values, window_lock_key
 from asx_pipeline.warehouse.rest_backend import json_rows
 from asx_pipeline.warehouse.tables import DAILY_PRICES
 
@@ -43,9 +60,13 @@ SYMBOLS_PER_DAY = 2000
 UPSERT_BATCH = 1000
 REST_BATCH = 500
 PROJECTED_RTT_S = 0.030
-# BEGIN, SET statement_timeout, SET TimeZone, advisory lock, DELETE, COPY, COMMIT: the same for
-# any row count (COPY streams its rows without waiting for answers).
-COPY_ROUND_TRIPS = 7
+# The same for any row count (COPY streams its rows without waiting for answers). Into an empty
+# window: BEGIN, SET statement_timeout, SET TimeZone, lock + look, COPY, COMMIT; over stored rows,
+# also SET work_mem + CREATE the stage, and DELETE + MERGE. Before: BEGIN, the two SETs, lock,
+# DELETE, COPY, COMMIT.
+COPY_ROUND_TRIPS = 6
+REPLACE_ROUND_TRIPS = 8
+BEFORE_ROUND_TRIPS = 7
 
 
 @dataclass
@@ -54,13 +75,20 @@ class Result:
     rows: int
     seconds: float
     round_trips: int
+    # The empty-window copy this write is compared with (timed just before it, in this run).
+    baseline: Result | None = None
 
     def line(self) -> str:
         projected = self.seconds + self.round_trips * PROJECTED_RTT_S
+        ratio = (
+            f"  {self.baseline.seconds / self.seconds:4.2f}x the copy before it"
+            if self.baseline
+            else ""
+        )
         return (
-            f"{self.method:<22} {self.rows:>9,} rows {self.seconds:>8.2f} s "
+            f"{self.method:<36} {self.rows:>9,} rows {self.seconds:>8.2f} s "
             f"{self.rows / self.seconds:>11,.0f} rows/s {self.round_trips:>7,} round trips "
-            f"{projected:>9.1f} s at 30 ms"
+            f"{projected:>9.1f} s at 30 ms{ratio}"
         )
 
 
@@ -84,16 +112,61 @@ def make_prices(rows: int) -> tuple[Window, pd.DataFrame]:
     return window, conform_frame(DAILY_PRICES, window, frame)
 
 
-def timed(method: str, rows: int, round_trips: int, work: Callable[[], object]) -> Result:
+def every_row_changed(frame: pd.DataFrame) -> pd.DataFrame:
+    """The same bars fetched again a day later: only ingested_at differs, on every row."""
+    return frame.assign(ingested_at=frame["ingested_at"] + pd.Timedelta(days=1))
+
+
+def timed(
+    method: str,
+    rows: int,
+    round_trips: int,
+    work: Callable[[], object],
+    baseline: Result | None = None,
+) -> Result:
     started = time.perf_counter()
     work()
-    return Result(method, rows, time.perf_counter() - started, round_trips)
+    return Result(method, rows, time.perf_counter() - started, round_trips, baseline)
 
 
 def truncate(dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("TRUNCATE public.daily_prices")
-        conn.execute("VACUUM ANALYZE public.daily_prices")
+        vacuum(conn)
+
+
+def vacuum(conn: psycopg.Connection) -> None:
+    # What autovacuum would have done by the time of a rerun (it is off on some test servers),
+    # and a checkpoint so that no write pays for the previous one's dirty pages (a role without
+    # pg_checkpoint goes without).
+    conn.execute("VACUUM ANALYZE public.daily_prices")
+    with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
+        conn.execute("CHECKPOINT")
+
+
+def replace_before(dsn: str, window: Window, frame: pd.DataFrame) -> None:
+    """The replace before the stage and MERGE: DELETE the frame's keys, COPY its rows in."""
+    ordered = in_copy_order(DAILY_PRICES, frame)
+    dates, symbols = (
+        python_values(ordered[name], DAILY_PRICES.column(name).type) for name in DAILY_PRICES.key
+    )
+    columns = ", ".join(DAILY_PRICES.column_names)
+    with psycopg.connect(dsn, autocommit=True) as conn, conn.transaction():
+        conn.execute("SET LOCAL statement_timeout = 600000")
+        conn.execute("SET LOCAL TimeZone = 'UTC'")
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [window_lock_key(DAILY_PRICES)])
+        conn.execute(
+            "DELETE FROM public.daily_prices AS t "
+            "USING unnest(%b::date[], %b::text[]) AS s(trade_date, symbol) "
+            "WHERE t.trade_date >= %s AND t.trade_date < %s "
+            "AND t.trade_date = s.trade_date AND t.symbol = s.symbol",
+            [dates, symbols, window.start, window.end],
+        )
+        copy_in = f"COPY public.daily_prices ({columns}) FROM STDIN (FORMAT BINARY)"
+        with conn.cursor() as cursor, cursor.copy(copy_in) as copy:
+            copy.set_types([PG_COPY_TYPES[c.type] for c in DAILY_PRICES.columns])
+            for row in copy_rows(DAILY_PRICES, ordered):
+                copy.write_row(row)
 
 
 def upsert_statement(rows: int) -> bytes:
@@ -147,21 +220,35 @@ def throwaway_database(admin_dsn: str) -> Iterator[str]:
             conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def bench_size(dsn: str, rows: int) -> list[Result]:
+def bench_size(dsn: str, rows: int, *, copy_only: bool = False) -> list[Result]:
     window, frame = make_prices(rows)
     warehouse = PostgresWarehouse(dsn)
     # Once per process, not per write: kept out of the timings.
     warehouse.check_schema()
+    changed = every_row_changed(frame)
     results = []
-    truncate(dsn)
-    results.append(
-        timed("copy (empty window)", rows, COPY_ROUND_TRIPS,
-              lambda: warehouse.replace_window(DAILY_PRICES, window, frame))
-    )  # fmt: skip
-    results.append(
-        timed("copy (replace window)", rows, COPY_ROUND_TRIPS,
-              lambda: warehouse.replace_window(DAILY_PRICES, window, frame))
-    )  # fmt: skip
+
+    # (label prefix, write, round trips into an empty window, round trips over stored rows)
+    writers: list[tuple[str, Callable[[pd.DataFrame], object], int, int]] = [
+        ("", lambda new: warehouse.replace_window(DAILY_PRICES, window, new),
+         COPY_ROUND_TRIPS, REPLACE_ROUND_TRIPS),
+        ("before: ", lambda new: replace_before(dsn, window, new),
+         BEFORE_ROUND_TRIPS, BEFORE_ROUND_TRIPS),
+    ]  # fmt: skip
+    for prefix, write, copy_trips, replace_trips in writers:
+        for label, new in (("same rows", frame), ("every row changed", changed)):
+            # Each replace starts from a window just written by a timed copy into the empty
+            # table, and is compared with that copy.
+            truncate(dsn)
+            copied = timed(f"{prefix}copy (empty window)", rows, copy_trips, partial(write, frame))
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                vacuum(conn)
+            replaced = timed(
+                f"{prefix}replace ({label})", rows, replace_trips, partial(write, new), copied
+            )
+            results += [copied, replaced]
+    if copy_only:
+        return results
     truncate(dsn)
     results.append(
         timed("upsert (empty window)", rows, math.ceil(rows / UPSERT_BATCH),
@@ -184,13 +271,18 @@ def main() -> None:
         default="postgresql://postgres@127.0.0.1:5432/postgres",
         help="a role that may CREATE DATABASE; a throwaway database is used",
     )
+    parser.add_argument(
+        "--copy-only",
+        action="store_true",
+        help="only the copies and replaces (skip the slow upsert and REST patterns)",
+    )
     args = parser.parse_args()
     with throwaway_database(args.dsn) as dsn:
         with psycopg.connect(dsn) as conn:
             version = conn.execute("SHOW server_version").fetchone()
         print(f"PostgreSQL {version[0] if version else '?'} on {PostgresWarehouse(dsn).describe()}")
         for rows in args.sizes:
-            for result in bench_size(dsn, rows):
+            for result in bench_size(dsn, rows, copy_only=args.copy_only):
                 print(result.line(), flush=True)
 
 

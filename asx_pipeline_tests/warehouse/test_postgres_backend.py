@@ -1,21 +1,24 @@
-"""What only the Postgres backend does: DSN handling, the pooler, retries, scrubbed errors."""
+"""What only the Postgres backend does: DSN handling, the pooler, retries, scrubbed errors, and
+the window replace's staging and MERGE."""
 
 from __future__ import annotations
 
 from typing import Any
 from urllib.parse import quote
 
+import numpy as np
 import pandas as pd
 import psycopg
 import pytest
 from dagster import DagsterInstance, materialize
 from dagster._serdes import serialize_value
+from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from asx_pipeline.assets.symbols import asx_symbols
 from asx_pipeline.sources.resource import MarketDataResource
 from asx_pipeline.warehouse import postgres_backend, postgres_sql
-from asx_pipeline.warehouse.frames import WarehouseError, conform_frame
+from asx_pipeline.warehouse.frames import WarehouseError, Window, coerce_types, conform_frame
 from asx_pipeline.warehouse.io_manager import warehouse_resources
 from asx_pipeline.warehouse.migrations import (
     MigrationError,
@@ -23,10 +26,10 @@ from asx_pipeline.warehouse.migrations import (
     migration_status,
     pending_migrations,
 )
-from asx_pipeline.warehouse.postgres_backend import PostgresWarehouse
+from asx_pipeline.warehouse.postgres_backend import PostgresWarehouse, in_copy_order
 from asx_pipeline.warehouse.postgres_sql import connect, scrub_dsn
 from asx_pipeline.warehouse.resources import PostgresWarehouseResource
-from asx_pipeline.warehouse.tables import DAILY_PRICES
+from asx_pipeline.warehouse.tables import DAILY_PRICES, TABLES, TableSpec
 from asx_pipeline_tests.warehouse.sample_frames import make_frame, window_of
 
 PASSWORD = "pa:ss@w0rd/Secret"
@@ -100,7 +103,7 @@ def test_a_dropped_connection_reruns_the_whole_transaction(
         attempts.append(1)
         conn = real_connect(dsn, **kwargs)
         if len(attempts) == 1:
-            # The server goes away mid-transaction, after the DELETE ran.
+            # The server goes away mid-transaction, after the stage was created.
             original = conn.cursor
 
             def cursor(*args: Any, **kw: Any) -> Any:
@@ -250,3 +253,131 @@ def test_a_typo_dsn_fails_the_step_once_and_stays_out_of_the_event_log() -> None
     )
     events = [serialize_value(entry) for entry in instance.all_logs(result.run_id)]
     assert not any(password in event for event in events)
+
+
+# --- the window replace: COPY into a stage, delete what is stale, MERGE the rest -----------------
+
+WINDOWED = [table for table in TABLES.values() if not table.append_only]
+
+
+def _in_scope(table: TableSpec, stored: pd.DataFrame, frame: pd.DataFrame) -> np.ndarray:
+    """Which stored rows a write of `frame` replaces (tables.py): all, or those of its scope."""
+    if not table.replace_scope:
+        return np.ones(len(stored), dtype=bool)
+    scope = list(table.replace_scope)
+    return pd.MultiIndex.from_frame(stored[scope]).isin(pd.MultiIndex.from_frame(frame[scope]))
+
+
+def _row_versions(dsn: str, table: TableSpec, window: Window) -> pd.DataFrame:
+    """Each stored row's key and xmin (the transaction that wrote it: a rewrite changes it)."""
+    query = sql.SQL(
+        "SELECT {key}, xmin::text AS xmin FROM {table} WHERE {part} >= %s AND {part} < %s"
+    ).format(
+        key=sql.SQL(", ").join(sql.Identifier(name) for name in table.key),
+        table=sql.Identifier("public", table.name),
+        part=sql.Identifier(table.partition_column),
+    )
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(query, [window.start, window.end]).fetchall()
+    found = pd.DataFrame(rows, columns=[*table.key, "xmin"])
+    return coerce_types(table, found).assign(xmin=found["xmin"])
+
+
+@pytest.mark.parametrize("table", WINDOWED, ids=lambda t: t.name)
+def test_a_rerun_leaves_what_it_brings_and_rewrites_only_the_rows_that_changed(
+    migrated_dsn: str, table: TableSpec
+) -> None:
+    window, neighbour = window_of(0, 4), window_of(4, 1)
+    old, new = (
+        conform_frame(table, window, make_frame(table, window, 8, version)) for version in (1, 2)
+    )
+    # The same keys in both versions. Row by row: the rerun brings it unchanged (0), brings it
+    # changed (1), leaves it out (2), or brings it for the first time (3). Cycling by 5 over
+    # 8 rows a day gives each symbol (snapshot, ...) a different kind on different days.
+    kind = np.arange(len(old)) % 5 % 4
+    if table.replace_scope:
+        # And the first row's scope (a symbol, a snapshot) the rerun leaves out altogether.
+        scope = list(table.replace_scope)
+        kind[(old[scope] == old[scope].iloc[0]).all(axis=1).to_numpy()] = 2
+    stored = old[kind != 3]
+    rerun = conform_frame(
+        table, window, pd.concat([old[kind == 0], new[kind == 1], new[kind == 3]])
+    )
+    beside = conform_frame(table, neighbour, make_frame(table, neighbour, 8, 1))
+    warehouse = PostgresWarehouse(migrated_dsn)
+    warehouse.replace_window(table, neighbour, beside)
+    warehouse.replace_window(table, window, stored.reset_index(drop=True))
+    before = _row_versions(migrated_dsn, table, window)
+
+    warehouse.replace_window(table, window, rerun)
+
+    # The rerun's rows, and the stored ones outside its scope (none without a replace_scope).
+    in_scope = _in_scope(table, stored, rerun)
+    kept = stored[~in_scope]
+    assert len(kept) if table.replace_scope else not len(kept)
+    if not set(table.key) <= set(table.replace_scope):
+        assert (in_scope & (kind[kind != 3] == 2)).any(), "no stale row to delete"
+    expected = conform_frame(table, window, pd.concat([rerun, kept]))
+    pd.testing.assert_frame_equal(warehouse.read_window(table, window), expected)
+    pd.testing.assert_frame_equal(warehouse.read_window(table, neighbour), beside)
+    key = list(table.key)
+    versions = (
+        old[key]
+        .assign(kind=kind)
+        .merge(before, on=key)
+        .merge(_row_versions(migrated_dsn, table, window), on=key, suffixes=("", "_after"))
+    )
+    unchanged, changed = (versions[versions["kind"] == k] for k in (0, 1))
+    assert len(unchanged) and len(changed)
+    assert (unchanged["xmin"] == unchanged["xmin_after"]).all(), "an unchanged row was rewritten"
+    assert (changed["xmin"] != changed["xmin_after"]).all()
+
+
+def test_one_session_can_run_replace_after_replace_even_after_a_failed_one(
+    migrated_dsn: str,
+) -> None:
+    """A transaction pooler gives many transactions one server session: each replace's stage
+    is gone at its end (ON COMMIT DROP, or the rollback), so the next one can create it."""
+    window = window_of(0, 2)
+    first, second = (
+        in_copy_order(DAILY_PRICES, conform_frame(DAILY_PRICES, window, frame))
+        for frame in (make_frame(DAILY_PRICES, window, 20, v) for v in (1, 2))
+    )
+    twice = pd.concat([second, second.iloc[:1]], ignore_index=True)  # one key twice
+    warehouse = PostgresWarehouse(migrated_dsn)
+    warehouse.check_schema()
+
+    with connect(migrated_dsn) as conn:
+        warehouse._replace(conn, DAILY_PRICES, window, first)
+        with pytest.raises(psycopg.errors.CardinalityViolation):
+            warehouse._replace(conn, DAILY_PRICES, window, twice)
+        warehouse._replace(conn, DAILY_PRICES, window, second)
+        stage = conn.execute("SELECT to_regclass('pg_temp.asx_stage_daily_prices')").fetchone()
+
+    assert stage == (None,)
+    expected = conform_frame(DAILY_PRICES, window, second)
+    pd.testing.assert_frame_equal(warehouse.read_window(DAILY_PRICES, window), expected)
+
+
+def test_a_row_of_another_window_fails_on_the_key_and_is_never_merged(migrated_dsn: str) -> None:
+    """The MERGE matches stored rows of the window only. A frame that skipped conform_frame and
+    brings a stored row of the next day fails on the primary key (as COPY did), changing nothing.
+    """
+    window, neighbour = window_of(0, 1), window_of(1, 1)
+    inside, beside = (
+        conform_frame(DAILY_PRICES, w, make_frame(DAILY_PRICES, w, 10, 1))
+        for w in (window, neighbour)
+    )
+    warehouse = PostgresWarehouse(migrated_dsn)
+    warehouse.replace_window(DAILY_PRICES, window, inside)
+    warehouse.replace_window(DAILY_PRICES, neighbour, beside)
+    stray = pd.concat(
+        [make_frame(DAILY_PRICES, window, 10, 2), make_frame(DAILY_PRICES, neighbour, 10, 2)[:1]],
+        ignore_index=True,
+    )
+
+    with pytest.raises(WarehouseError, match="UniqueViolation"):
+        warehouse.replace_window(DAILY_PRICES, window, stray)
+
+    pd.testing.assert_frame_equal(warehouse.read_window(DAILY_PRICES, window), inside)
+    pd.testing.assert_frame_equal(warehouse.read_window(DAILY_PRICES, neighbour), beside)
