@@ -12,7 +12,7 @@ import datetime as dt
 import os
 import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -286,7 +286,26 @@ def _daily(args: argparse.Namespace) -> int:
         print(reason)
         # A cron line that runs every day must not fail on holidays; an explicit date should.
         return EXIT_USAGE if args.date else 0
-    return _run_daily_job(day, day, f"asx-pipeline daily: session {day}")
+    return _run_daily_job(
+        day, day, f"asx-pipeline daily: session {day}", extra_tags=daily_tags(args.date)
+    )
+
+
+def daily_tags(asked: dt.date | None, now: dt.datetime | None = None) -> dict[str, str]:
+    """The tags of an `asx-pipeline daily` run: the report mail (MAIL_REPORT_TAG) is asked for
+    when the run is of the latest session, i.e. no --date, or a date no older than the latest
+    session whose data is final at `now`. Redoing an older session mails nothing: its report
+    is not news."""
+    from asx_pipeline.calendar import latest_final_session
+    from asx_pipeline.report_mail import MAIL_REPORT_TAG
+
+    if asked is not None:
+        latest = latest_final_session(
+            now or dt.datetime.now(dt.UTC), settings().asx_data_delay_minutes
+        )
+        if asked < latest:
+            return {}
+    return {MAIL_REPORT_TAG: "true"}
 
 
 def _backfill(args: argparse.Namespace) -> int:
@@ -301,10 +320,12 @@ def _backfill(args: argparse.Namespace) -> int:
     return _run_daily_job(first, last, title)
 
 
-def _run_daily_job(first: dt.date, last: dt.date, title: str) -> int:
+def _run_daily_job(
+    first: dt.date, last: dt.date, title: str, extra_tags: Mapping[str, str] | None = None
+) -> int:
     from asx_pipeline.runs import summarise_tables
 
-    return _run_and_report(title, first, last, summarise_tables)
+    return _run_and_report(title, first, last, summarise_tables, extra_tags=extra_tags)
 
 
 def _run_and_report(
@@ -313,8 +334,10 @@ def _run_and_report(
     last: dt.date,
     summarise: Callable[[dt.date, dt.date], str],
     asset_selection: Sequence[AssetKey] | None = None,
+    extra_tags: Mapping[str, str] | None = None,
 ) -> int:
     """Run, then print a summary a person (or cron's mail) can read; the exit code says it all.
+    `extra_tags` go on the run besides its own (`daily` asks for the report mail with one).
 
     With a dagster-daemon running for this instance the run goes through its queue (the run
     queue's limits, pools and run retries apply, and a run of the same sessions already in
@@ -354,7 +377,7 @@ def _run_and_report(
         return EXIT_USAGE
     if queued:
         try:
-            run_id = submit_job_range(DAILY_JOB, first, last)
+            run_id = submit_job_range(DAILY_JOB, first, last, extra_tags)
         except RuntimeError as error:
             print(f"Not started: {error}", file=sys.stderr)
             return EXIT_FAILED
@@ -370,9 +393,10 @@ def _run_and_report(
         except PartitionBusyError as error:
             print(f"Not started: {error}", file=sys.stderr)
             return EXIT_BUSY
-        outcome = outcome_of(
-            run_job_range(DAILY_JOB, first, last, instance, asset_selection=asset_selection)
+        result = run_job_range(
+            DAILY_JOB, first, last, instance, asset_selection=asset_selection, extra_tags=extra_tags
         )
+        outcome = outcome_of(result)
     print()
     failed_symbols = failed_symbols_of_run(instance, outcome.run_id)
     if not outcome.success:

@@ -26,6 +26,7 @@ from asx_pipeline.checks import ALL_CHECKS
 from asx_pipeline.jobs import JOBS
 from asx_pipeline.logging_config import configure_logging, json_console_logger
 from asx_pipeline.notify import AlertsResource
+from asx_pipeline.report_mail import ReportMailResource
 from asx_pipeline.schedules import SCHEDULES
 from asx_pipeline.sensors import SENSORS
 from asx_pipeline.settings import Settings, get_settings
@@ -119,6 +120,7 @@ def build_definitions(settings: Settings) -> Definitions:
             "screeners": validated_screeners_resource(str(settings.asx_screeners_file)),
             "reports": ReportsResource(directory=str(settings.asx_data_dir / "reports")),
             "alerts": AlertsResource(),
+            "report_mail": ReportMailResource(),
         },
     )
 

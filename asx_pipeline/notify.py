@@ -130,13 +130,27 @@ class Notifier:
 def email_message(settings: Settings, alert: Alert) -> EmailMessage:
     message = EmailMessage()
     message["Subject"] = f"{SUBJECT_PREFIX} {alert.subject}"
-    message["From"] = settings.asx_smtp_from or settings.asx_smtp_user or settings.asx_alert_email
+    message["From"] = sender(settings, settings.asx_alert_email)
     message["To"] = settings.asx_alert_email
     message.set_content(alert.text() + "\n")
     return message
 
 
+def sender(settings: Settings, fallback: str | None) -> str | None:
+    """The From address: ASX_SMTP_FROM, else the SMTP login, else `fallback` (a recipient)."""
+    return settings.asx_smtp_from or settings.asx_smtp_user or fallback
+
+
 def send_email(settings: Settings, alert: Alert) -> None:
+    send_message(settings, email_message(settings, alert))
+
+
+def send_message(settings: Settings, message: EmailMessage) -> None:
+    """Send `message` to its To addresses through the configured SMTP server (TLS as
+    ASX_SMTP_SECURITY says, a login when user and password are set); raises on failure.
+
+    The one place that talks SMTP: the alerts and the daily report mail both go through it.
+    """
     host, port = settings.asx_smtp_host or "", settings.asx_smtp_port
     context = ssl.create_default_context()
     smtp_class = smtplib.SMTP_SSL if settings.asx_smtp_security == "ssl" else smtplib.SMTP
@@ -146,7 +160,7 @@ def send_email(settings: Settings, alert: Alert) -> None:
             smtp.starttls(context=context)
         if settings.asx_smtp_user and settings.asx_smtp_password is not None:
             smtp.login(settings.asx_smtp_user, settings.asx_smtp_password.get_secret_value())
-        smtp.send_message(email_message(settings, alert))
+        smtp.send_message(message)
 
 
 def webhook_body(url: str, alert: Alert) -> dict[str, str]:

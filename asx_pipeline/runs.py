@@ -19,7 +19,7 @@ import logging
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,8 +65,10 @@ def run_job_range(
     last: dt.date,
     instance: DagsterInstance | None = None,
     asset_selection: Sequence[AssetKey] | None = None,
+    extra_tags: Mapping[str, str] | None = None,
 ) -> ExecuteInProcessResult:
-    """Run a job of the definitions once over the sessions first..last, recorded in `instance`."""
+    """Run a job of the definitions once over the sessions first..last, recorded in `instance`,
+    with `extra_tags` on the run besides its own (e.g. report_mail.MAIL_REPORT_TAG)."""
     from asx_pipeline.definitions import defs
     from asx_pipeline.instance import process_tags
 
@@ -77,7 +79,11 @@ def run_job_range(
         # One session is an ordinary partitioned run, so the UI and the run queue see its key.
         partition_key=partition_key(first) if single else None,
         # Which process runs it, so a later command can tell when that process died.
-        tags=process_tags() if single else {**process_tags(), **range_tags(first, last)},
+        tags={
+            **process_tags(),
+            **({} if single else range_tags(first, last)),
+            **(extra_tags or {}),
+        },
         run_config=_CONSOLE_INFO,
         raise_on_error=False,
         asset_selection=asset_selection,
@@ -270,14 +276,18 @@ def daemon_is_running(instance: DagsterInstance) -> bool:
     return beat is not None and time.time() - beat.timestamp < _HEARTBEAT_FRESH_SECONDS
 
 
-def submit_job_range(job_name: str, first: dt.date, last: dt.date) -> str:
-    """Hand a run of `job_name` over first..last to the instance's run queue; return its id.
+def submit_job_range(
+    job_name: str, first: dt.date, last: dt.date, extra_tags: Mapping[str, str] | None = None
+) -> str:
+    """Hand a run of `job_name` over first..last, tagged with `extra_tags` too, to the
+    instance's run queue; return its id.
 
     `dagster job launch` does what the UI's "Materialize" does: it builds the run from the code
     location (the same module the daemon loads) and submits it to the run coordinator.
     """
     run_id = make_new_run_id()
     tags = {PARTITION_NAME_TAG: partition_key(first)} if first == last else range_tags(first, last)
+    tags.update(extra_tags or {})
     command = [
         str(Path(sys.executable).with_name("dagster")),
         "job",

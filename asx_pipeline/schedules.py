@@ -9,6 +9,8 @@
   sessions (10:00-16:15 on a normal day, 10:00-14:15 on a 14:10 early close). The cron is
   `*/15 10-16 * * *`; the schedule skips ticks outside that session's hours with a reason. Each
   tick passes its own time as `snapshot_at`, so a late-starting run still fills its slot.
+- The daily refresh's runs carry `MAIL_REPORT_TAG`, so the report of that session is mailed to
+  ASX_REPORT_EMAIL (report_mail.py); the intraday runs and backfills do not.
 - Both are on by default (`DefaultScheduleStatus.RUNNING`), so starting the daemon is enough;
   they can be switched off in the UI.
 """
@@ -34,6 +36,7 @@ from asx_pipeline.calendar import (
 )
 from asx_pipeline.configured import DAILY_REFRESH_TIME
 from asx_pipeline.jobs import DAILY_JOB, INTRADAY_JOB, asx_daily_refresh, asx_intraday_snapshot
+from asx_pipeline.report_mail import MAIL_REPORT_TAG
 
 
 def daily_refresh_request(moment: dt.datetime) -> RunRequest | SkipReason:
@@ -42,7 +45,10 @@ def daily_refresh_request(moment: dt.datetime) -> RunRequest | SkipReason:
     if reason:
         return SkipReason(reason)
     key = partition_key(day)
-    return RunRequest(run_key=f"{DAILY_JOB}:{key}", partition_key=key)
+    # The evening refresh of the latest session: its report is mailed (if ASX_REPORT_EMAIL is set).
+    return RunRequest(
+        run_key=f"{DAILY_JOB}:{key}", partition_key=key, tags={MAIL_REPORT_TAG: "true"}
+    )
 
 
 def intraday_request(moment: dt.datetime) -> RunRequest | SkipReason:

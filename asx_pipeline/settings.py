@@ -14,18 +14,19 @@ import json
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     AnyHttpUrl,
     EmailStr,
     Field,
     SecretStr,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # The ASX website's "download the list of listed companies" CSV (the current format). The older
 # www.asx.com.au/asx/research/ASXListedCompanies.csv format parses too, if given.
@@ -53,6 +54,8 @@ _KEY_VALUE_START = re.compile(r"^[A-Za-z_]+\s*=")
 _PORTS = re.compile(r"[0-9]*(,[0-9]*)*")
 _NON_PRINTABLE_ASCII = re.compile(r"[^\x21-\x7e]")
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+_EMAIL_ADDRESS = TypeAdapter(EmailStr)
+REPORT_EMAIL_EXPECTED = "expected one or more email addresses separated by commas"
 
 
 class SettingsError(ValueError):
@@ -125,6 +128,13 @@ class Settings(BaseSettings):
     asx_smtp_security: Literal["starttls", "ssl", "none"] = "starttls"
     asx_smtp_from: EmailStr | None = None
     asx_alert_email: EmailStr | None = None
+    # NoDecode: the environment holds a comma list (a,b), which pydantic-settings would otherwise
+    # try to read as JSON; _report_addresses splits it.
+    asx_report_email: Annotated[list[str] | None, NoDecode] = Field(
+        None,
+        description="Where the daily report is mailed (comma-separated addresses) after the "
+        "scheduled or `asx-pipeline daily` run of the latest session; unset: not mailed.",
+    )
     # A Slack or Discord webhook URL is a credential (its path is the token): kept out of repr.
     asx_alert_webhook_url: AnyHttpUrl | None = Field(None, repr=False)
     asx_webserver_url: AnyHttpUrl = Field("http://127.0.0.1:3000")  # type: ignore[assignment]
@@ -211,6 +221,17 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("asx_report_email", mode="before")
+    @classmethod
+    def _report_addresses(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.split(",")
+        if not isinstance(value, list | tuple):
+            return value  # None, or a wrong type pydantic itself names
+        # Blank items are skipped: a trailing comma, or `ASX_REPORT_EMAIL=` meaning unset.
+        addresses = [str(item).strip() for item in value if str(item).strip()]
+        return [email_address(item) for item in addresses] or None
+
     @model_validator(mode="after")
     def _supabase_rest_pair(self) -> Settings:
         if (self.supabase_url is None) != (self.supabase_service_role_key is None):
@@ -231,6 +252,18 @@ class Settings(BaseSettings):
     @property
     def duckdb_path(self) -> Path:
         return self.asx_data_dir / "warehouse.duckdb"
+
+
+def email_address(text: str) -> str:
+    """`text` as a validated email address, or a ValueError that quotes it: an address is not a
+    secret, and the bad one in a list is what the person has to find."""
+    try:
+        return _EMAIL_ADDRESS.validate_python(text)
+    except ValidationError as error:
+        reason = error.errors()[0]["msg"].removeprefix("value is not a valid email address: ")
+        raise ValueError(
+            f"{text!r} is not an email address ({reason}); {REPORT_EMAIL_EXPECTED}"
+        ) from None
 
 
 def dsn_error(problem: str) -> str:

@@ -14,6 +14,8 @@ import pytest
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
 from dagster._core.instance.ref import InstanceRef
 
+from asx_pipeline.report_mail import MAIL_REPORT_TAG
+
 pytestmark = pytest.mark.slow
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,6 +53,13 @@ def _table_line(table: str, rows: int, symbols: int) -> str:
     return f"  {table:<18} {rows:>8} rows  {symbols:>5} symbols"
 
 
+def _run_tags(root: Path, stdout: str) -> dict[str, str]:
+    """The tags of the run whose id the command's last line (`OK: run <id>`) names."""
+    run_id = stdout.splitlines()[-1].removeprefix("OK: run ")
+    with DagsterInstance.from_ref(InstanceRef.from_dir(str(root / "dagster_home"))) as instance:
+        return dict(instance.get_run_by_id(run_id).tags)
+
+
 @pytest.fixture(scope="module")
 def root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("cli")
@@ -70,6 +79,8 @@ def test_daily_refreshes_one_session_and_summarises(root):
     assert lines[-1].startswith("OK: run ")
     # Progress went to stderr while it ran: Dagster's step log lines.
     assert "Fetching 5 tickers for 2025-12-24 from sample" in done.stderr
+    # Not the latest session any more: its report is not mailed again.
+    assert MAIL_REPORT_TAG not in _run_tags(root, done.stdout)
 
 
 def test_daily_on_a_holiday_says_why_and_does_nothing(root):
@@ -89,6 +100,8 @@ def test_backfill_is_one_run_over_the_sessions_of_a_range(root):
     )
     assert _table_line("daily_prices", 30, 5) in lines
     assert sum(line.startswith("OK: run ") for line in lines) == 1
+    # A backfill never mails a report.
+    assert MAIL_REPORT_TAG not in _run_tags(root, done.stdout)
 
 
 def test_status_lists_each_asset_and_fails_when_stale(root):

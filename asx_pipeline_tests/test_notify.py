@@ -1,21 +1,17 @@
 """Alerts delivered to a real SMTP server and a real HTTP server on 127.0.0.1."""
 
 import datetime as dt
-import email
 import json
 import logging
 import shutil
-import socket
 import ssl
 import subprocess
 import threading
-from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 from dagster import (
     AssetSelection,
@@ -34,30 +30,12 @@ from asx_pipeline.settings import Settings, load_settings
 from asx_pipeline.sources.resource import MarketDataResource
 from asx_pipeline.warehouse.io_manager import warehouse_resources
 from asx_pipeline.warehouse.resources import DuckDBWarehouseResource
+from asx_pipeline_tests.smtp_server import free_port, smtp_server_running
 
 SYDNEY = ZoneInfo("Australia/Sydney")
 WEBSERVER = "http://dagster.home.arpa:3000"
 DB_PASSWORD = "s3cret-db-password"
 SMTP_PASSWORD = "s3cret-smtp-password"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class _Mailbox:
-    """An aiosmtpd handler that keeps every message it receives."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-        self.envelopes: list[tuple[str, list[str]]] = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
-        self.messages.append(email.message_from_bytes(envelope.content))
-        return "250 OK"
 
 
 def _authenticate(server, session, envelope, mechanism, auth_data):
@@ -67,11 +45,8 @@ def _authenticate(server, session, envelope, mechanism, auth_data):
 
 @pytest.fixture
 def smtp_server():
-    mailbox = _Mailbox()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=_free_port())
-    controller.start()
-    yield mailbox, controller.port
-    controller.stop()
+    with smtp_server_running() as (mailbox, port):
+        yield mailbox, port
 
 
 class _Recorder(BaseHTTPRequestHandler):
@@ -239,7 +214,7 @@ def test_a_broken_channel_is_logged_and_the_others_still_deliver(
 
 
 def test_nothing_listening_never_raises(caplog):
-    settings = _settings(_free_port(), _free_port())
+    settings = _settings(free_port(), free_port())
     with caplog.at_level(logging.ERROR, logger="asx_pipeline.notify"):
         assert Notifier(settings).send(Alert("subject", ("line",))) == []
     assert len(caplog.records) == 2
@@ -286,23 +261,16 @@ def test_email_over_tls_with_login(tmp_path, monkeypatch, security):
     server_tls.load_cert_chain(cert, key)
     # The client verifies the server as usual; the test's CA is the throwaway certificate.
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))
-    mailbox = _Mailbox()
     # aiosmtpd only counts STARTTLS as TLS for AUTH; with implicit TLS the socket is TLS anyway.
     tls = {"ssl_context": server_tls, "auth_require_tls": False} if security == "ssl" else {
         "tls_context": server_tls, "require_starttls": True, "auth_require_tls": True
     }
-    controller = Controller(
-        mailbox, hostname="127.0.0.1", port=_free_port(), authenticator=_authenticate, **tls
-    )  # fmt: skip
-    controller.start()
-    try:
+    with smtp_server_running(authenticator=_authenticate, **tls) as (mailbox, port):
         settings = _settings(
-            controller.port, _free_port(), asx_smtp_security=security,
+            port, free_port(), asx_smtp_security=security,
             asx_smtp_user="alerts", asx_smtp_password=SMTP_PASSWORD, asx_alert_webhook_url=None,
         )  # fmt: skip
         delivered = Notifier(settings).send(Alert("Over TLS", ("hello",), link="http://x/runs/1"))
-    finally:
-        controller.stop()
     assert delivered == ["email"]
     (message,) = mailbox.messages
     assert message["Subject"] == "[asx-pipeline] Over TLS"
@@ -312,7 +280,7 @@ def test_email_over_tls_with_login(tmp_path, monkeypatch, security):
 
 def test_late_prices_alert_once_per_session_after_the_deadline(tmp_path, http_server):
     posts, http_port = http_server()
-    smtp_port = _free_port()
+    smtp_port = free_port()
     instance = DagsterInstance.ephemeral()
     now = {"at": dt.datetime(2025, 12, 23, 19, 29, tzinfo=SYDNEY)}
 

@@ -8,6 +8,7 @@ from dagster import AssetKey, DagsterRun, RunRequest, SkipReason, build_schedule
 
 from asx_pipeline.calendar import non_session_reason
 from asx_pipeline.definitions import defs
+from asx_pipeline.report_mail import MAIL_REPORT_TAG
 from asx_pipeline.schedules import daily_refresh_schedule
 from asx_pipeline.sensors import follow_request
 from asx_pipeline.settings import load_settings
@@ -49,6 +50,8 @@ def test_daily_schedule_runs_on_sessions_and_names_what_closed_the_asx(day, skip
         (request,) = result.run_requests
         assert request.partition_key == day
         assert request.run_key == f"asx_daily_refresh:{day}"
+        # The evening refresh of the day's session: its report is mailed (ASX_REPORT_EMAIL).
+        assert request.tags[MAIL_REPORT_TAG] == "true"
         assert result.skip_message is None
     else:
         assert result.run_requests == []

@@ -14,7 +14,7 @@ def _clean_environment(monkeypatch, tmp_path) -> None:
     monkeypatch.chdir(tmp_path)
     for name in ("ASX_MARKET_DATA", "ASX_UNIVERSE", "ASX_START_DATE", "SUPABASE_DB_URL",
                  "SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY", "ASX_SAMPLE_SYMBOLS",
-                 "ASX_SMTP_PASSWORD", "ASX_ALERT_WEBHOOK_URL"):
+                 "ASX_SMTP_PASSWORD", "ASX_ALERT_WEBHOOK_URL", "ASX_REPORT_EMAIL"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -217,3 +217,34 @@ def test_a_valid_webhook_url_stays_out_of_the_settings_repr(monkeypatch) -> None
     settings = load_settings()
     assert str(settings.asx_alert_webhook_url).endswith("T0kenT0ken")
     assert "T0kenT0ken" not in repr(settings)
+
+
+def test_report_email_is_a_comma_list_of_addresses(monkeypatch) -> None:
+    assert load_settings().asx_report_email is None
+    monkeypatch.setenv("ASX_REPORT_EMAIL", " ops@example.com, Team@Example.ORG ,")
+    # Trimmed, a trailing comma ignored; the domain is normalised as the mail system sees it.
+    assert load_settings().asx_report_email == ["ops@example.com", "Team@example.org"]
+    monkeypatch.setenv("ASX_REPORT_EMAIL", "")
+    assert load_settings().asx_report_email is None
+    assert load_settings(asx_report_email="me@example.com").asx_report_email == ["me@example.com"]
+
+
+@pytest.mark.parametrize(
+    ("value", "bad"),
+    [
+        ("ops@example.com,not-an-address", "'not-an-address'"),
+        ("ops@example.com;me@example.com", "'ops@example.com;me@example.com'"),
+        ("ops@", "'ops@'"),
+    ],
+)
+def test_a_report_email_that_is_no_address_is_named_without_secrets(
+    monkeypatch, value, bad
+) -> None:
+    monkeypatch.setenv("ASX_SMTP_PASSWORD", "Sm7pPassw0rd")
+    monkeypatch.setenv("ASX_REPORT_EMAIL", value)
+    with pytest.raises(SettingsError) as error:
+        load_settings()
+    (line,) = [line for line in str(error.value).splitlines() if "ASX_REPORT_EMAIL" in line]
+    assert line.startswith(f"  ASX_REPORT_EMAIL: Value error, {bad} is not an email address (")
+    assert line.endswith("expected one or more email addresses separated by commas")
+    assert "Sm7pPassw0rd" not in "".join(traceback.format_exception(error.value))
