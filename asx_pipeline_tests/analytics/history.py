@@ -20,6 +20,7 @@ from asx_pipeline.assets.reports import ReportsResource, daily_report
 from asx_pipeline.assets.screeners import ScreenersResource, screener_results
 from asx_pipeline.assets.symbols import asx_symbols, symbols_for_sessions
 from asx_pipeline.calendar import range_tags, sessions_between
+from asx_pipeline.report_mail import ReportMailResource
 from asx_pipeline.sources.resource import MarketDataResource
 from asx_pipeline.warehouse.duckdb_backend import DuckDBWarehouse
 from asx_pipeline.warehouse.frames import Window, conform_frame
@@ -72,6 +73,7 @@ class AnalyticsWarehouse:
             **warehouse_resources(DuckDBWarehouseResource(path=str(self.path))),
             "screeners": ScreenersResource(path=str(REPO_ROOT / "config" / "screeners.yml")),
             "reports": ReportsResource(directory=str(self.reports_dir)),
+            "report_mail": ReportMailResource(),
             **overrides,
         }
 
@@ -81,7 +83,7 @@ class AnalyticsWarehouse:
             [asx_symbols, market_bars, *ANALYTICS_ASSETS, *kwargs.pop("checks", [])],
             selection=AssetSelection.assets(*selected),
             resources=self.resources(**kwargs.pop("resources", {})),
-            tags=range_tags(first, last),
+            tags={**range_tags(first, last), **kwargs.pop("tags", {})},
             instance=self.instance,
             **kwargs,
         )
