@@ -109,11 +109,12 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=2, help="runs per figure (median shown)")
     args = parser.parse_args()
-    from analytics import fill
+    from analytics import fill_lookback
 
     with tempfile.TemporaryDirectory() as scratch:
         env = user_environment(Path(scratch), args.symbols)
-        filled = fill(Path(env["ASX_DATA_DIR"]) / "warehouse.duckdb", args.symbols, DAY, DAY)
+        warehouse = Path(env["ASX_DATA_DIR"]) / "warehouse.duckdb"
+        filled = fill_lookback(warehouse, args.symbols, DAY)
         print(
             f"Evening refresh of {DAY} ({args.symbols} sample symbols, core lookback filled in "
             f"{filled:.1f} s, untimed); `dagster asset materialize`, median of {args.repeat}"
