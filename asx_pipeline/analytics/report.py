@@ -68,8 +68,6 @@ class SessionData:
     trade_date: dt.date
     breadth: pd.Series | None
     breadth_history: pd.DataFrame  # up to HISTORY_SESSIONS rows of market_breadth, oldest first
-    indicators: pd.DataFrame
-    prices: pd.DataFrame
     moves: pd.DataFrame  # symbol, return_1d, close, volume: worst to best, ties by symbol
     best_first: pd.DataFrame  # the same, best to worst, ties by symbol
     groups: pd.DataFrame  # group, symbols, day, sessions_20
@@ -118,7 +116,6 @@ class ReportInputs:
         self._action_days = self._actions["ex_date"].to_numpy(dtype="datetime64[D]")
         self._ingestion = ingestion or {}
         self._indicators = _by_day(indicators, "trade_date")
-        self._prices = _by_day(prices, "trade_date")
         moves = _moves(indicators, prices)
         self._moves = _by_day(moves, "trade_date")
         # The top list breaks ties by symbol too: its own order, sorted once for the range.
@@ -132,18 +129,12 @@ class ReportInputs:
         self._hit_counts: dict[dt.date, list[tuple[str, int]]] = {}
         for (day, screener), count in counts.items():
             self._hit_counts.setdefault(day, []).append((screener, int(count)))
-        self._none = {
-            "indicators": indicators[0:0],
-            "prices": prices[0:0],
-            "hits": hits[0:0],
-            "moves": _moves(indicators[0:0], prices[0:0]),
-        }
+        self._none = {"hits": hits[0:0], "moves": _moves(indicators[0:0], prices[0:0])}
         self._growth, self._growth_days, self._columns = _growth_matrix(indicators_history)
         self._groups = self._group_returns(symbols)
         self._warnings = range_warnings(self.sessions, prices, symbols, actions, indicators)
 
     def session(self, day: dt.date) -> SessionData:
-        indicators = self._indicators.get(day, self._none["indicators"])
         hits = self._hits.get(day, self._none["hits"])
         breadth_history = self._breadth_until(day)
         breadth = breadth_history.iloc[-1] if _last_is(breadth_history, day) else None
@@ -153,8 +144,6 @@ class ReportInputs:
             trade_date=day,
             breadth=breadth,
             breadth_history=breadth_history,
-            indicators=indicators,
-            prices=self._prices.get(day, self._none["prices"]),
             moves=self._moves.get(day, self._none["moves"]),
             best_first=self._best_first.get(day, self._none["moves"]),
             groups=self._groups.get(day, _NO_GROUPS),

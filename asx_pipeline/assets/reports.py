@@ -12,6 +12,7 @@ so, and a range run builds every session's data in one pass (analytics/report.py
 """
 
 import datetime as dt
+import html
 import os
 from pathlib import Path
 
@@ -124,7 +125,7 @@ class _Attachments:
         css = ' class="spark"' if chart.css == "spark" else ""
         return (
             f'<img src="cid:{chart.name}" width="{chart.width}" height="{chart.height}"{css} '
-            f'alt="{chart.label}">'
+            f'alt="{html.escape(chart.label)}">'
         )
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from dagster import AssetMaterialization, MetadataValue
+from dagster import AssetKey, AssetMaterialization, MetadataValue
 
 from asx_pipeline.analytics.report import GROUP_RETURN_SESSIONS, HISTORY_SESSIONS
 from asx_pipeline.assets.metadata import FAILED_SYMBOLS, REFUSED_BARS
@@ -92,15 +92,9 @@ def test_report_renders_with_the_days_numbers(reported) -> None:
     assert "<h2>Market breadth</h2>" in page and "http" not in page.split("<body>")[1]
 
     materialization = reported.instance.get_latest_materialization_event(
-        _key("daily_report")
+        AssetKey("daily_report")
     ).asset_materialization
     assert materialization.metadata["report"].value == markdown
-
-
-def _key(name: str):
-    from dagster import AssetKey
-
-    return AssetKey(name)
 
 
 def test_breadth_over_the_last_sixty_sessions(reported) -> None:
