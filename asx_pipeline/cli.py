@@ -123,6 +123,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     status.set_defaults(command=_status)
 
+    worker = commands.add_parser(
+        "worker",
+        help="Run a Celery worker for the steps of ASX_EXECUTOR=celery runs (until SIGTERM).",
+    )
+    worker.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="Steps at once (default: ASX_CELERY_WORKER_CONCURRENCY, 2).",
+    )
+    worker.add_argument(
+        "--name",
+        default=None,
+        help="The worker's node name (default asx@<host name>; give each worker on one box its "
+        "own).",
+    )
+    worker.set_defaults(command=_worker)
+
     init = commands.add_parser(
         "init",
         help="Prepare DAGSTER_HOME (dagster.yaml, the 'yahoo' pool's limit) for the daemon/UI.",
@@ -150,6 +168,25 @@ def _init(args: argparse.Namespace) -> int:
     """Prepare DAGSTER_HOME for the daemon and the UI (the systemd unit runs this first)."""
     home = ensure_dagster_home()
     print(f"Dagster instance at {home} is ready (storage created, pool 'yahoo' limited)")
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from asx_pipeline.celery_workers import DEFAULT_WORKER_NAME, run_worker
+
+    config = settings()
+    if config.asx_executor != "celery" or config.asx_celery_broker_url is None:
+        print(
+            "asx-pipeline worker needs ASX_EXECUTOR=celery and ASX_CELERY_BROKER_URL, the same "
+            "settings as the dagster-daemon's and the webserver's",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    run_worker(
+        config.asx_celery_broker_url.get_secret_value(),
+        concurrency=args.concurrency or config.asx_celery_worker_concurrency,
+        name=args.name or DEFAULT_WORKER_NAME,
+    )
     return 0
 
 
@@ -346,6 +383,7 @@ def _run_and_report(
     """
     from dagster import DagsterInstance
 
+    from asx_pipeline.celery_workers import NoWorkerError
     from asx_pipeline.jobs import DAILY_JOB
     from asx_pipeline.notify import failure_reason
     from asx_pipeline.runs import (
@@ -365,6 +403,8 @@ def _run_and_report(
     instance = DagsterInstance.get()
     queued = asset_selection is None and daemon_is_running(instance)
     where = "the dagster-daemon's run queue" if queued else "this process"
+    if config.asx_executor == "celery":
+        where += ", steps on Celery workers"
     print(f"{title} (market data: {config.asx_market_data}, "
           f"warehouse: {config.warehouse_backend}, runs in {where})", flush=True)
     missing = [day for day in (first, last) if not _is_partition(day)]
@@ -375,6 +415,12 @@ def _run_and_report(
             file=sys.stderr,
         )
         return EXIT_USAGE
+    try:
+        _require_celery_workers(config)
+    except NoWorkerError as error:
+        # Dagster's Celery executor would wait for ever for a worker to take the first step.
+        print(f"Not started: {error}", file=sys.stderr)
+        return EXIT_FAILED
     if queued:
         try:
             run_id = submit_job_range(DAILY_JOB, first, last, extra_tags)
@@ -414,6 +460,14 @@ def _run_and_report(
     _print_failed_symbols(failed_symbols, sys.stdout)
     print(f"OK: run {outcome.run_id}")
     return 0
+
+
+def _require_celery_workers(config: Settings) -> None:
+    """With ASX_EXECUTOR=celery, raise NoWorkerError unless a worker answers on the broker."""
+    from asx_pipeline.celery_workers import answering_workers
+
+    if config.asx_executor == "celery" and config.asx_celery_broker_url is not None:
+        answering_workers(config.asx_celery_broker_url.get_secret_value())
 
 
 def _print_failed_symbols(failed_symbols: str, stream: TextIO) -> None:

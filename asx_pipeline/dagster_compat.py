@@ -6,6 +6,7 @@ minor upgrade that moves one breaks this file alone, and the test suite says whi
 """
 
 from dagster._core.definitions.dependency import NodeHandle
+from dagster._core.definitions.reconstruct import ReconstructableRepository
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 from dagster._core.storage.tags import (
@@ -27,6 +28,9 @@ __all__ = [
     "AssetCheckExecutionRecordStatus",
     # Which asset a step materialises, for the JSON log lines.
     "NodeHandle",
+    # A job of the definitions by module and name, for execute_job (an executor other than
+    # in-process needs a job that its step processes and workers can load again).
+    "ReconstructableRepository",
     # The id of a run submitted with `dagster job launch`, known before it is queued.
     "make_new_run_id",
 ]

@@ -15,6 +15,7 @@ from dagster import (
 )
 from dotenv import find_dotenv, load_dotenv
 
+from asx_pipeline import celery_workers
 from asx_pipeline.assets.breadth import market_breadth
 from asx_pipeline.assets.indicators import daily_indicators
 from asx_pipeline.assets.intraday import intraday_quotes
@@ -84,7 +85,9 @@ def executor(settings: Settings) -> ExecutorDefinition:
     session through `dagster asset materialize` at 41 s with Dagster's default (a freshly spawned
     Python per step, 12 steps), 18 s with a forkserver and the project preloaded, and 8 s in the
     run's own process, for 3.4 s of step compute: on a home-lab box the steps are too small for a
-    process each to pay."""
+    process each to pay. `celery` sends each step to the workers of ASX_CELERY_BROKER_URL."""
+    if settings.asx_executor == "celery":
+        return celery_workers.executor_definition()
     if settings.asx_executor == "multiprocess":
         return multiprocess_executor.configured(
             {"start_method": {"forkserver": {"preload_modules": [__name__]}}},

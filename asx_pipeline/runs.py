@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -32,8 +33,11 @@ from dagster import (
     DagsterRunStatus,
     EventLogEntry,
     ExecuteInProcessResult,
+    JobExecutionResult,
     QueuedRunCoordinator,
     RunsFilter,
+    execute_job,
+    in_process_executor,
 )
 from dagster_shared.error import SerializableErrorInfo
 
@@ -43,6 +47,7 @@ from asx_pipeline.dagster_compat import (
     IN_PROGRESS_RUN_STATUSES,
     PARTITION_NAME_TAG,
     AssetCheckExecutionRecordStatus,
+    ReconstructableRepository,
     make_new_run_id,
 )
 from asx_pipeline.sources.resource import YAHOO_POOL
@@ -66,24 +71,39 @@ def run_job_range(
     instance: DagsterInstance | None = None,
     asset_selection: Sequence[AssetKey] | None = None,
     extra_tags: Mapping[str, str] | None = None,
-) -> ExecuteInProcessResult:
+) -> ExecuteInProcessResult | JobExecutionResult:
     """Run a job of the definitions once over the sessions first..last, recorded in `instance`,
-    with `extra_tags` on the run besides its own (e.g. report_mail.MAIL_REPORT_TAG)."""
+    with `extra_tags` on the run besides its own (e.g. report_mail.MAIL_REPORT_TAG), on the
+    job's executor (ASX_EXECUTOR)."""
     from asx_pipeline.definitions import defs
     from asx_pipeline.instance import process_tags
 
     job = defs.resolve_job_def(job_name)
     single = first == last
+    instance = instance or DagsterInstance.get()
+    # Which process runs it, so a later command can tell when that process died.
+    tags = {**process_tags(), **({} if single else range_tags(first, last)), **(extra_tags or {})}
+    if job.executor_def.name != in_process_executor.name:
+        # execute_in_process ignores the job's executor: a run whose steps go elsewhere (Celery
+        # workers, forked processes) is executed from the job's code pointer instead, with this
+        # process as its run worker, as the daemon's run launcher would start one.
+        if single:
+            # One session is an ordinary partitioned run, so the UI and the run queue see its key.
+            tags[PARTITION_NAME_TAG] = partition_key(first)
+        return execute_job(
+            ReconstructableRepository.for_module(
+                DEFINITIONS_MODULE, "defs", working_directory=os.getcwd()
+            ).get_reconstructable_job(job_name),
+            instance,
+            run_config=_CONSOLE_INFO,
+            tags=tags,
+            raise_on_error=False,
+            asset_selection=asset_selection,
+        )
     return job.execute_in_process(
-        instance=instance or DagsterInstance.get(),
-        # One session is an ordinary partitioned run, so the UI and the run queue see its key.
+        instance=instance,
         partition_key=partition_key(first) if single else None,
-        # Which process runs it, so a later command can tell when that process died.
-        tags={
-            **process_tags(),
-            **({} if single else range_tags(first, last)),
-            **(extra_tags or {}),
-        },
+        tags=tags,
         run_config=_CONSOLE_INFO,
         raise_on_error=False,
         asset_selection=asset_selection,
@@ -256,7 +276,7 @@ class RunOutcome:
     step_failures: tuple[tuple[str, SerializableErrorInfo | None], ...]
 
 
-def outcome_of(result: ExecuteInProcessResult) -> RunOutcome:
+def outcome_of(result: ExecuteInProcessResult | JobExecutionResult) -> RunOutcome:
     failures = tuple(
         (event.step_key or "?", _error_of(event.event_specific_data))
         for event in result.get_step_failure_events()

@@ -152,11 +152,19 @@ class Settings(BaseSettings):
     asx_step_retry_delay_seconds: float = Field(
         30.0, ge=0, le=3600, description="First retry delay; it doubles each time, with jitter."
     )
-    asx_executor: Literal["in_process", "multiprocess"] = Field(
+    asx_executor: Literal["in_process", "multiprocess", "celery"] = Field(
         "in_process",
         description="How a run executes its steps: all in the run's own process (the default: "
-        "starting a Python per step costs more than a session's compute), or one process per "
-        "step, forked from a server with the project preloaded.",
+        "starting a Python per step costs more than a session's compute), one process per "
+        "step, forked from a server with the project preloaded, or on Celery workers "
+        "(`asx-pipeline worker`, ASX_CELERY_BROKER_URL).",
+    )
+    # A secret: a broker URL may carry a password (redis://:password@host, amqp://user:pw@host).
+    asx_celery_broker_url: SecretStr | None = Field(
+        None, description="The Celery broker (and result backend) of ASX_EXECUTOR=celery."
+    )
+    asx_celery_worker_concurrency: int = Field(
+        2, ge=1, le=64, description="Steps one `asx-pipeline worker` runs at once."
     )
     asx_log_format: Literal["text", "json"] = Field(
         "text", description="`json`: one JSON object per log line (journald-friendly)."
@@ -237,6 +245,41 @@ class Settings(BaseSettings):
         if (self.supabase_url is None) != (self.supabase_service_role_key is None):
             raise ValueError(
                 "SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY go together: set both or neither"
+            )
+        return self
+
+    @field_validator("asx_celery_broker_url")
+    @classmethod
+    def _broker_url_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        from asx_pipeline.celery_workers import BROKER_EXPECTED, broker_url_problem
+
+        if value is not None:
+            problem = broker_url_problem(value.get_secret_value())
+            if problem:
+                raise ValueError(f"not a broker URL: it {problem}; {BROKER_EXPECTED}")
+        return value
+
+    @model_validator(mode="after")
+    def _celery_has_a_broker_and_a_shared_warehouse(self) -> Settings:
+        if self.asx_executor != "celery":
+            return self
+        from asx_pipeline.celery_workers import broker_is_local
+
+        if self.asx_celery_broker_url is None:
+            raise ValueError(
+                "ASX_EXECUTOR=celery needs ASX_CELERY_BROKER_URL, the broker its workers listen "
+                "on (e.g. redis://127.0.0.1:6379/0)"
+            )
+        # The embedded DuckDB file lives on this box: a worker elsewhere would write a copy of
+        # its own. A broker on a loopback address means every worker with these settings is here.
+        if self.warehouse_backend == "duckdb" and not broker_is_local(
+            self.asx_celery_broker_url.get_secret_value()
+        ):
+            raise ValueError(
+                "ASX_EXECUTOR=celery with workers on other machines cannot share the embedded "
+                "DuckDB warehouse (a file on this box): set SUPABASE_DB_URL to use "
+                "Postgres/Supabase, or keep every worker on this box with a broker on "
+                "127.0.0.1 in ASX_CELERY_BROKER_URL"
             )
         return self
 

@@ -152,7 +152,7 @@ def test_dg_lists_the_definitions_from_the_repo_root(tmp_path) -> None:
     }  # fmt: skip
 
 
-def test_every_job_runs_in_process_unless_asx_executor_says_multiprocess() -> None:
+def test_every_job_runs_in_process_unless_asx_executor_says_otherwise(monkeypatch) -> None:
     from asx_pipeline.definitions import build_definitions, defs
     from asx_pipeline.settings import load_settings
 
@@ -164,5 +164,17 @@ def test_every_job_runs_in_process_unless_asx_executor_says_multiprocess() -> No
     assert config["start_method"] == {
         "forkserver": {"preload_modules": ["asx_pipeline.definitions"]}
     }
-    with pytest.raises(Exception, match="ASX_EXECUTOR"):
+    with pytest.raises(Exception, match="ASX_EXECUTOR=celery needs ASX_CELERY_BROKER_URL"):
         load_settings(asx_executor="celery")
+    celery = build_definitions(
+        load_settings(
+            asx_executor="celery", asx_celery_broker_url="redis://:s3cret@127.0.0.1:6379/0"
+        )
+    )
+    executor = celery.resolve_job_def("asx_daily_refresh").executor_def
+    assert executor.name == "celery"
+    # The broker is read from the environment when a run starts (the definitions hold the
+    # variable's name, never the URL), for the broker and the result backend alike.
+    monkeypatch.setenv("ASX_CELERY_BROKER_URL", "redis://127.0.0.1:6399/3")
+    config = executor.config_schema.resolve_config({}).value["config"]
+    assert config["broker"] == config["backend"] == "redis://127.0.0.1:6399/3"

@@ -14,7 +14,8 @@ def _clean_environment(monkeypatch, tmp_path) -> None:
     monkeypatch.chdir(tmp_path)
     for name in ("ASX_MARKET_DATA", "ASX_UNIVERSE", "ASX_START_DATE", "SUPABASE_DB_URL",
                  "SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY", "ASX_SAMPLE_SYMBOLS",
-                 "ASX_SMTP_PASSWORD", "ASX_ALERT_WEBHOOK_URL", "ASX_REPORT_EMAIL"):
+                 "ASX_SMTP_PASSWORD", "ASX_ALERT_WEBHOOK_URL", "ASX_REPORT_EMAIL",
+                 "ASX_EXECUTOR", "ASX_CELERY_BROKER_URL"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -248,3 +249,35 @@ def test_a_report_email_that_is_no_address_is_named_without_secrets(
     assert line.startswith(f"  ASX_REPORT_EMAIL: Value error, {bad} is not an email address (")
     assert line.endswith("expected one or more email addresses separated by commas")
     assert "Sm7pPassw0rd" not in "".join(traceback.format_exception(error.value))
+
+
+def test_celery_needs_a_broker_and_never_echoes_its_url(monkeypatch) -> None:
+    monkeypatch.setenv("ASX_EXECUTOR", "celery")
+    with pytest.raises(SettingsError, match="needs ASX_CELERY_BROKER_URL"):
+        load_settings()
+    # A password with an unencoded space: refused by name, the password never quoted.
+    monkeypatch.setenv("ASX_CELERY_BROKER_URL", "redis://:open sesame@127.0.0.1:6379/0")
+    with pytest.raises(SettingsError) as error:
+        load_settings()
+    assert "ASX_CELERY_BROKER_URL: " in str(error.value)
+    assert "sesame" not in str(error.value)
+    monkeypatch.setenv("ASX_CELERY_BROKER_URL", "http://127.0.0.1:6379/0")
+    with pytest.raises(SettingsError, match="does not start with one of redis://"):
+        load_settings()
+
+
+def test_celery_refuses_duckdb_unless_every_worker_is_on_this_box(monkeypatch) -> None:
+    monkeypatch.setenv("ASX_EXECUTOR", "celery")
+    monkeypatch.setenv("ASX_CELERY_BROKER_URL", "redis://:pw@10.0.0.5:6379/0")
+    with pytest.raises(SettingsError) as error:
+        load_settings()
+    assert "cannot share the embedded DuckDB warehouse" in str(error.value)
+    assert "SUPABASE_DB_URL" in str(error.value) and "pw@" not in str(error.value)
+    # The same remote broker with Postgres, and a broker on this box with DuckDB, are fine.
+    monkeypatch.setenv("SUPABASE_DB_URL", "postgresql://u:p@db.example.com:5432/postgres")
+    assert load_settings().asx_executor == "celery"
+    monkeypatch.delenv("SUPABASE_DB_URL")
+    for local in ("redis://127.0.0.1:6379/0", "amqp://guest:guest@localhost:5672//"):
+        monkeypatch.setenv("ASX_CELERY_BROKER_URL", local)
+        assert load_settings().warehouse_backend == "duckdb"
+

@@ -17,8 +17,9 @@ EXISTING_VENV=""
 PYTHON=python3
 DRY_RUN=0
 USE_SYSTEMD=1
+WORKER_ONLY=0
 UNITS=(dagster-webserver.service dagster-daemon.service dagster-daemon-health.service
-       dagster-daemon-health.timer dagster-daemon-restart.service)
+       dagster-daemon-health.timer dagster-daemon-restart.service dagster-celery-worker.service)
 
 usage() {
   cat <<EOF
@@ -36,6 +37,8 @@ Options:
   --venv DIR       use this existing virtualenv, which already has asx-pipeline installed,
                    instead of creating and upgrading /opt/asx-pipeline/venv
   --python PATH    the Python (3.11 or 3.12) that creates the virtualenv (default python3)
+  --worker-only    an extra box for ASX_EXECUTOR=celery: install and start only the Celery
+                   worker (dagster-celery-worker.service), no webserver or daemon
   --no-systemd     write the units but do not run systemctl
   --dry-run        print every step, change nothing
   -h, --help       this text
@@ -53,12 +56,14 @@ while [[ $# -gt 0 ]]; do
     --venv) EXISTING_VENV="${2:?--venv needs a folder}"; shift 2 ;;
     --python) PYTHON="${2:?--python needs a path}"; shift 2 ;;
     --no-systemd) USE_SYSTEMD=0; shift ;;
+    --worker-only) WORKER_ONLY=1; shift ;;
     --dry-run) DRY_RUN=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown option: $1" ;;
   esac
 done
 
+[[ $WORKER_ONLY == 1 ]] && UNITS=(dagster-celery-worker.service)
 if [[ -n "$PREFIX" ]]; then
   mkdir -p "$PREFIX" 2>/dev/null || [[ $DRY_RUN == 1 ]] || die "cannot create --prefix $PREFIX"
   PREFIX="$(cd "$PREFIX" 2>/dev/null && pwd || echo "$PREFIX")"
@@ -129,6 +134,10 @@ if (( 8#$ENV_MODE & 8#077 )); then
   It holds passwords and keys; make it private with:
     sudo chmod 600 $ENV_FILE
   then run this script again. Nothing was changed."
+fi
+if [[ $WORKER_ONLY == 1 && "$(env_value ASX_EXECUTOR)" != celery ]]; then
+  die "--worker-only installs a Celery worker, which needs ASX_EXECUTOR=celery and
+  ASX_CELERY_BROKER_URL in $ENV_FILE (the same settings as the daemon's box). Nothing was changed."
 fi
 if [[ $DRY_RUN == 0 && -z "$PREFIX" && $EUID -ne 0 ]]; then
   die "run as root (sudo $0), or use --dry-run, or --prefix DIR for a staging root."
@@ -237,10 +246,19 @@ fi
 note "services"
 if [[ $USE_SYSTEMD == 1 && -d /run/systemd/system ]]; then
   run systemctl daemon-reload
-  run systemctl enable dagster-webserver.service dagster-daemon.service dagster-daemon-health.timer
-  # restart (not start): an upgrade must load the new code; it starts a stopped service too.
-  run systemctl restart dagster-webserver.service dagster-daemon.service
-  run systemctl restart dagster-daemon-health.timer
+  if [[ $WORKER_ONLY == 0 ]]; then
+    run systemctl enable dagster-webserver.service dagster-daemon.service dagster-daemon-health.timer
+    # restart (not start): an upgrade must load the new code; it starts a stopped service too.
+    run systemctl restart dagster-webserver.service dagster-daemon.service
+    run systemctl restart dagster-daemon-health.timer
+  fi
+  # Workers load the code of every step they run: restarted with each upgrade, like the daemon.
+  if [[ "$(env_value ASX_EXECUTOR)" == celery ]]; then
+    run systemctl enable dagster-celery-worker.service
+    run systemctl restart dagster-celery-worker.service
+  else
+    echo "  dagster-celery-worker.service written, not enabled (ASX_EXECUTOR is not celery)"
+  fi
 else
   echo "  systemctl skipped (--no-systemd, a staging root, or no systemd running)"
 fi

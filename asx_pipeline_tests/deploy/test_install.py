@@ -143,8 +143,26 @@ def test_dry_run_shows_venv_and_migration_steps_without_changing_or_printing_sec
     ]
 
 
+def test_worker_only_installs_the_celery_worker_alone_and_needs_celery_settings(tmp_path) -> None:
+    root = tmp_path / "root"
+    env_file(root)
+    refused = install(root, "--venv", str(VENV), "--worker-only")
+    assert refused.returncode != 0 and "needs ASX_EXECUTOR=celery" in refused.stderr
+    assert not (root / "etc" / "systemd").exists()
+    env_file(root, "ASX_EXECUTOR=celery\nASX_CELERY_BROKER_URL=redis://:pw@10.0.0.5:6379/0\n")
+    done = install(root, "--venv", str(VENV), "--worker-only")
+    assert done.returncode == 0, done.stdout + done.stderr
+    unit_dir = root / "etc" / "systemd" / "system"
+    assert [path.name for path in unit_dir.iterdir()] == ["dagster-celery-worker.service"]
+    assert f"ExecStart={VENV}/bin/asx-pipeline worker\n" in (
+        unit_dir / "dagster-celery-worker.service"
+    ).read_text()
+    assert "pw@" not in done.stdout + done.stderr
+
+
 def test_help_lists_the_options() -> None:
     result = subprocess.run(["bash", str(INSTALL), "--help"], capture_output=True, text=True)
     assert result.returncode == 0
-    for option in ("--env-file", "--prefix", "--venv", "--no-systemd", "--dry-run", "--user"):
+    for option in ("--env-file", "--prefix", "--venv", "--no-systemd", "--dry-run", "--user",
+                   "--worker-only"):
         assert option in result.stdout

@@ -14,7 +14,7 @@ from asx_pipeline.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 SYSTEMD = REPO / "deploy" / "systemd"
-SERVICES = ("dagster-webserver.service", "dagster-daemon.service")
+SERVICES = ("dagster-webserver.service", "dagster-daemon.service", "dagster-celery-worker.service")
 HARDENING = {
     "CapabilityBoundingSet": "",
     "PrivateUsers": "yes",
@@ -76,6 +76,16 @@ def test_webserver_listens_on_loopback_port_3000_only() -> None:
 def test_daemon_loads_the_same_code_location_as_the_webserver() -> None:
     command = one(directives(SYSTEMD / "dagster-daemon.service"), "Service.ExecStart")
     assert command == "@VENV@/bin/dagster-daemon run --module-name asx_pipeline.definitions"
+
+
+def test_celery_worker_runs_the_projects_worker_command_with_the_same_settings() -> None:
+    worker = directives(SYSTEMD / "dagster-celery-worker.service")
+    daemon = directives(SYSTEMD / "dagster-daemon.service")
+    assert one(worker, "Service.ExecStart") == "@VENV@/bin/asx-pipeline worker"
+    for key in ("Service.Environment", "Service.EnvironmentFile", "Service.WorkingDirectory"):
+        assert worker[key] == daemon[key], key
+    # A warm shutdown lets the steps in progress finish their one-transaction writes.
+    assert int(one(worker, "Service.TimeoutStopSec")) >= 120
 
 
 def test_health_check_uses_liveness_check_on_a_timer_and_restarts_the_daemon() -> None:

@@ -24,6 +24,7 @@ import stat
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -173,19 +174,26 @@ def postgres_admin_dsn(request: pytest.FixtureRequest) -> str:
     return f"postgresql://{cluster.user}@{cluster.host}:{cluster.port}/{cluster.dbname}"
 
 
-@pytest.fixture
-def postgres_dsn(postgres_admin_dsn: str) -> Iterator[str]:
-    """A database of its own for this test, dropped afterwards."""
+@contextmanager
+def fresh_database(admin_dsn: str) -> Iterator[str]:
+    """A new, empty database on the server of `admin_dsn`, dropped afterwards."""
     name = f"asx_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_admin_dsn, autocommit=True) as conn:
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
-        yield make_conninfo(postgres_admin_dsn, dbname=name)
+        yield make_conninfo(admin_dsn, dbname=name)
     finally:
-        with psycopg.connect(postgres_admin_dsn, autocommit=True) as conn:
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+@pytest.fixture
+def postgres_dsn(postgres_admin_dsn: str) -> Iterator[str]:
+    """A database of its own for this test, dropped afterwards."""
+    with fresh_database(postgres_admin_dsn) as dsn:
+        yield dsn
 
 
 @pytest.fixture
