@@ -1,9 +1,9 @@
 """Steps on Celery workers, for real: a Redis broker on 127.0.0.1, a worker subprocess
 (`asx-pipeline worker`) stopped by its pid, and `asx-pipeline daily` of one session into Postgres
-with ASX_EXECUTOR=celery. The same session through the default executor, into a database of its
-own, must hold the same rows; the step events must show each step ran in the worker; the `yahoo`
-pool must hold the prices step back while another run has its slot; and the broker's password
-must appear nowhere.
+with ASX_EXECUTOR=celery, run by the CLI itself, then of another through a dagster-daemon. The
+same session through the default executor, into a database of its own, must hold the same rows;
+the step events must show each step ran in the worker; the `yahoo` pool must hold the prices step
+back while another run has its slot; and the broker's password must appear nowhere.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from dagster import DagsterEventType, DagsterInstance
 
 from asx_pipeline.celery_workers import NoWorkerError, answering_workers
 from asx_pipeline.cli import REPO_DAGSTER_YAML
-from asx_pipeline.runs import ensure_yahoo_pool
+from asx_pipeline.runs import daemon_is_running, ensure_yahoo_pool
 from asx_pipeline.sources.resource import YAHOO_POOL
 from asx_pipeline.warehouse.frames import Window
 from asx_pipeline.warehouse.migrations import apply_migrations
@@ -48,6 +48,7 @@ from asx_pipeline_tests.warehouse.conftest import (  # noqa: F401 - fixtures
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 SESSION = "2025-12-24"
+DAEMON_SESSION = "2025-12-23"
 WORKER = "asx-test@%h"
 WORKER_NAME = WORKER.replace("%h", socket.gethostname())
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
@@ -180,6 +181,63 @@ def _wait_for_pool_block(root: Path, daily: subprocess.Popen[str]) -> str:
     pytest.fail(f"the prices step never queued for the yahoo pool\n{out}\n{err}")
 
 
+def _steps(root: Path, run_id: str) -> tuple[list, dict[str, str], dict[str, int]]:
+    """A run's event log entries, the worker each step ran on (from the "Executing steps ... in
+    celery worker" event the UI shows), and each step's pid (from its STEP_START)."""
+    with _instance(root) as instance:
+        records = instance.get_records_for_run(run_id).records
+    entries = [record.event_log_entry for record in records]
+    ran_on = {
+        entry.step_key: entry.dagster_event.event_specific_data.metadata["Celery worker"].value
+        for entry in entries
+        if entry.dagster_event
+        and entry.dagster_event.event_type == DagsterEventType.ENGINE_EVENT
+        and "Executing steps" in entry.message
+    }
+    step_pids = {
+        entry.step_key: entry.dagster_event.pid
+        for entry in entries
+        if entry.dagster_event and entry.dagster_event.event_type == DagsterEventType.STEP_START
+    }
+    return entries, ran_on, step_pids
+
+
+def _daily_through_the_daemon(root: Path, env: dict[str, str], pool_pids: set[int]) -> set[str]:
+    """With a dagster-daemon running, `asx-pipeline daily` of another session goes through its
+    run queue and the daemon's run launcher: its steps must land on the same worker too."""
+    log = (root / "daemon.log").open("w")
+    daemon = subprocess.Popen(
+        [str(Path(sys.executable).with_name("dagster-daemon")), "run",
+         "--module-name", "asx_pipeline.definitions"],
+        env=env, cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            with _instance(root) as instance:
+                if daemon_is_running(instance):
+                    break
+            assert daemon.poll() is None and time.monotonic() < deadline, (
+                (root / "daemon.log").read_text()[-3000:]
+            )
+            time.sleep(1)
+        done = subprocess.run(
+            [sys.executable, "-m", "asx_pipeline.cli", "daily", "--date", DAEMON_SESSION],
+            env=env, cwd=root, capture_output=True, text=True, timeout=300,
+        )
+        assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+        assert "runs in the dagster-daemon's run queue, steps on Celery workers" in done.stdout
+    finally:
+        os.killpg(daemon.pid, signal.SIGTERM)
+        daemon.wait(timeout=60)
+        log.close()
+    run_id = done.stdout.splitlines()[-1].removeprefix("OK: run ")
+    _, ran_on, step_pids = _steps(root, run_id)
+    assert set(ran_on) == set(step_pids) and set(ran_on.values()) == {WORKER_NAME}
+    assert set(step_pids.values()) <= pool_pids
+    return set(step_pids)
+
+
 def test_daily_on_celery_workers_matches_the_default_executor(
     tmp_path: Path, broker_url: str, postgres_admin_dsn: str  # noqa: F811
 ) -> None:
@@ -228,30 +286,18 @@ def test_daily_on_celery_workers_matches_the_default_executor(
             out, err = daily.communicate(timeout=300)
             celery_seconds = time.monotonic() - started
             assert daily.returncode == 0, f"{out}\n{err}"[-4000:]
+            daemon_run_steps = _daily_through_the_daemon(celery_root, env, pool_pids)
         worker_log = (celery_root / "worker.log").read_text()
 
         assert "steps on Celery workers" in out.splitlines()[0]
         assert out.splitlines()[-1] == f"OK: run {run_id}"
-        with _instance(celery_root) as instance:
-            records = instance.get_records_for_run(run_id).records
-        entries = [record.event_log_entry for record in records]
-        ran_on = {
-            entry.step_key: entry.dagster_event.event_specific_data.metadata["Celery worker"].value
-            for entry in entries
-            if entry.dagster_event
-            and entry.dagster_event.event_type == DagsterEventType.ENGINE_EVENT
-            and "Executing steps" in entry.message
-        }
-        step_pids = {
-            entry.step_key: entry.dagster_event.pid
-            for entry in entries
-            if entry.dagster_event and entry.dagster_event.event_type == DagsterEventType.STEP_START
-        }
+        entries, ran_on, step_pids = _steps(celery_root, run_id)
         # Every step of the daily job (7 assets, their checks) ran in the worker's pool.
         assert len(step_pids) >= 7 and set(ran_on) == set(step_pids)
         assert set(ran_on.values()) == {WORKER_NAME}
         assert set(step_pids.values()) <= pool_pids, (step_pids, pool_pids)
         assert daily.pid not in step_pids.values()
+        assert daemon_run_steps == set(step_pids), "the daemon's run ran the same steps"
 
         celery_rows = _rows(celery_dsn, celery_root / "data")
         plain_rows = _rows(plain_dsn, default_root / "data")
@@ -267,7 +313,8 @@ def test_daily_on_celery_workers_matches_the_default_executor(
         events = json.dumps([entry.message for entry in entries]) + str(
             [entry.dagster_event for entry in entries]
         )
-        for text in (out, err, worker_log, events):
+        daemon_log = (celery_root / "daemon.log").read_text()
+        for text in (out, err, worker_log, daemon_log, events):
             assert password not in text
     print(
         f"\ndaily {SESSION}, 5 symbols into Postgres: default executor {plain_seconds:.1f} s; "
