@@ -148,10 +148,11 @@ def market_data_checks(
 def _coverage(
     context: AssetCheckExecutionContext, daily_prices: pd.DataFrame, asx_symbols: pd.DataFrame
 ) -> Outcome:
-    finding = quality.low_coverage(
-        daily_prices, asx_symbols, context.resources.market_data.min_coverage
-    )
+    # Computed once: the finding and the lowest share are read off the same table.
     table = quality.coverage(daily_prices, asx_symbols)
+    finding = quality.low_coverage(
+        daily_prices, asx_symbols, context.resources.market_data.min_coverage, table
+    )
     lowest = float(table["share"].min()) if not table.empty else 0.0
     extra: dict[str, object] = {"lowest_coverage": round(lowest, 4)}
     if not finding.passed:

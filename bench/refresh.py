@@ -10,7 +10,8 @@ once for each executor, side by side in one run: Dagster's default multiprocess 
 step in a freshly spawned Python, bench/default_executor_location.py), and the two that
 ASX_EXECUTOR selects: `multiprocess` (the `forkserver` start method, the project preloaded) and
 `in_process` (the default). The core tables are filled first, untimed, for
-the indicators' lookback. Run: `.venv/bin/python bench/refresh.py [--symbols N] [--repeat N]`.
+the indicators' lookback. Run: `.venv/bin/python bench/refresh.py [--symbols N] [--repeat N]
+[--executors default,multiprocess,in_process]` (`--executors in_process` times one variant).
 """
 
 from __future__ import annotations
@@ -37,17 +38,24 @@ DAILY_ASSETS = (
     "screener_results,daily_report"
 )
 ONE_ASSET = "asx_symbols"
-# (code location, ASX_EXECUTOR) of each variant; the first is Dagster's own default.
-EXECUTORS = {
-    "multiprocess, spawned per step (Dagster's default)": (
+# --executors key -> (printed name, code location, ASX_EXECUTOR); the first is Dagster's own
+# default. Keys so that one variant can be timed alone: all three take about a minute.
+EXECUTORS: dict[str, tuple[str, list[str], str]] = {
+    "default": (
+        "multiprocess, spawned per step (Dagster's default)",
         ["-f", str(REPO_ROOT / "bench" / "default_executor_location.py")],
         "in_process",
     ),
-    "ASX_EXECUTOR=multiprocess (forkserver, preloaded)": (
+    "multiprocess": (
+        "ASX_EXECUTOR=multiprocess (forkserver, preloaded)",
         ["-m", "asx_pipeline.definitions"],
         "multiprocess",
     ),
-    "ASX_EXECUTOR=in_process (the default)": (["-m", "asx_pipeline.definitions"], "in_process"),
+    "in_process": (
+        "ASX_EXECUTOR=in_process (the default)",
+        ["-m", "asx_pipeline.definitions"],
+        "in_process",
+    ),
 }
 
 
@@ -108,7 +116,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--symbols", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=2, help="runs per figure (median shown)")
+    parser.add_argument(
+        "--executors",
+        default=",".join(EXECUTORS),
+        help=f"comma-separated, of {', '.join(EXECUTORS)} (default: all, in that order)",
+    )
     args = parser.parse_args()
+    chosen = [key.strip() for key in args.executors.split(",") if key.strip()]
+    if unknown := sorted(set(chosen) - set(EXECUTORS)):
+        parser.error(
+            f"unknown executor(s) {', '.join(unknown)}; choose from {', '.join(EXECUTORS)}"
+        )
     from analytics import fill_lookback
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -124,7 +142,9 @@ def main() -> None:
             f"{'one asset s':>11} {'ratio':>6}"
         )
         steps: list[tuple[str, dict[str, float]]] = []
-        for name, variant in EXECUTORS.items():
+        for key in chosen:
+            name, location, executor = EXECUTORS[key]
+            variant = (location, executor)
             refresh = [materialize(env, DAILY_ASSETS, variant) for _ in range(args.repeat)]
             single = [materialize(env, ONE_ASSET, variant) for _ in range(args.repeat)]
             wall = statistics.median(r[0] for r in refresh)

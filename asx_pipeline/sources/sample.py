@@ -57,17 +57,54 @@ _DRAWS = 5  # close return, open gap, high, low, volume
 
 
 @dataclass(frozen=True)
-class _Bars:
-    """One symbol's bars for sessions [0, n) counted from SAMPLE_EPOCH."""
+class _Path:
+    """One symbol's random walk over sessions [0, n) counted from SAMPLE_EPOCH.
 
+    Everything a bar depends on that spans sessions (the cumulated returns, the actions); the
+    bars themselves are elementwise functions of it, so `bars` computes only the sessions asked
+    for, with the same values a full-length computation gives.
+    """
+
+    z: np.ndarray  # the draws, one row per session (see _DRAWS)
+    sigma: float
+    raw: np.ndarray  # unrounded close
+    previous: np.ndarray  # yesterday's close restated in today's units (split or dividend)
+    share_factor: np.ndarray
+    base_volume: float
+    traded: np.ndarray  # False on sessions without a bar (before listing, suspended, delisted)
+    dividends: dict[int, float]
+    splits: dict[int, float]
+
+    def bars(self, start: int, stop: int) -> _Bars:
+        """The bars of sessions [start, stop)."""
+        z, previous, raw = self.z[start:stop], self.previous[start:stop], self.raw[start:stop]
+        open_ = previous * np.exp(0.3 * self.sigma * z[:, 1])
+        high = np.maximum(open_, raw) * np.exp(np.abs(0.5 * self.sigma * z[:, 2]))
+        low = np.minimum(open_, raw) * np.exp(-np.abs(0.5 * self.sigma * z[:, 3]))
+        volume = self.base_volume * self.share_factor[start:stop] * np.exp(0.5 * z[:, 4])
+        return _Bars(
+            start=start,
+            open=_round_to_tick(open_),
+            high=_round_to_tick(high),
+            low=_round_to_tick(low),
+            close=_round_to_tick(raw),
+            volume=volume.astype(np.int64),
+        )
+
+    def close_at(self, ordinals: np.ndarray) -> np.ndarray:
+        return _round_to_tick(self.raw[ordinals])
+
+
+@dataclass(frozen=True)
+class _Bars:
+    """Bars of sessions [start, start + len) of one _Path; index i is session start + i."""
+
+    start: int
     open: np.ndarray
     high: np.ndarray
     low: np.ndarray
     close: np.ndarray
     volume: np.ndarray
-    traded: np.ndarray  # False on sessions without a bar (before listing, suspended, delisted)
-    dividends: dict[int, float]
-    splits: dict[int, float]
 
 
 class SampleMarketData:
@@ -99,7 +136,9 @@ class SampleMarketData:
     ) -> PriceHistory:
         sessions = _sessions()
         stop = int(np.searchsorted(sessions, np.datetime64(last), side="right"))
-        price_frames, action_frames, failed = [], [], {}
+        prices: dict[str, list[np.ndarray]] = {column: [] for column in PRICE_COLUMNS}
+        actions: list[tuple[object, str, str, float]] = []
+        failed = {}
         for ticker in tickers:
             begin = min((history_from or {}).get(ticker, first), first)
             start = int(np.searchsorted(sessions, np.datetime64(begin)))
@@ -109,13 +148,22 @@ class SampleMarketData:
                 continue
             if stop <= start:
                 continue
-            # adj_close needs every action up to the horizon, not only those up to `last`.
-            bars = _bars(company, len(sessions))
-            price_frames.append(_price_frame(ticker, bars, sessions, start, stop))
-            action_frames.append(_action_frame(ticker, bars, sessions, start, stop))
-        prices = _concat(price_frames, PRICE_COLUMNS)
-        actions = _concat(action_frames, ACTION_COLUMNS)
-        return PriceHistory(prices=prices, actions=actions, failed=failed)
+            # The walk runs to the horizon: adj_close needs every action up to it, not only
+            # those up to `last`. Only the sessions asked for become bars.
+            path = _path(company, len(sessions))
+            bars = path.bars(start, stop)
+            keep = np.flatnonzero(path.traded[start:stop])
+            prices["trade_date"].append(keep + start)
+            prices["yahoo_ticker"].append(np.full(len(keep), ticker, dtype=object))
+            for column in ("open", "high", "low", "close", "volume"):
+                prices[column].append(getattr(bars, column)[keep])
+            prices["adj_close"].append(_adjusted_close(path, bars)[keep])
+            actions.extend(_actions(ticker, path, sessions, start, stop))
+        return PriceHistory(
+            prices=_price_frame(prices, sessions),
+            actions=pd.DataFrame(actions, columns=ACTION_COLUMNS),
+            failed=failed,
+        )
 
     def intraday_snapshot(self, tickers: Sequence[str], at: dt.datetime) -> IntradaySnapshot:
         """Quotes at `at` on a path from the session's open to its close (see _intraday_quote).
@@ -203,13 +251,16 @@ def _directory_row(company: SampleCompany, as_of: dt.date) -> dict[str, object]:
 
 def _draws(seed: int, sessions: int) -> np.ndarray:
     blocks = -(-sessions // _BLOCK)
-    parts = [np.random.default_rng([seed, block]).standard_normal((_BLOCK, _DRAWS))
-             for block in range(blocks)]
-    return np.concatenate(parts)[:sessions]
+    draws = np.empty((blocks * _BLOCK, _DRAWS))
+    for block in range(blocks):
+        # Filled in place: the same numbers as standard_normal((_BLOCK, _DRAWS)), uncopied.
+        rows = draws[block * _BLOCK : (block + 1) * _BLOCK]
+        np.random.default_rng([seed, block]).standard_normal(out=rows)
+    return draws[:sessions]
 
 
-def _bars(company: SampleCompany, sessions: int) -> _Bars:
-    """Bars for sessions [0, sessions); any prefix is identical whatever `sessions` is."""
+def _path(company: SampleCompany, sessions: int) -> _Path:
+    """The walk over sessions [0, sessions); any prefix is identical whatever `sessions` is."""
     seed = _seed(company.symbol)
     z = _draws(seed, sessions)
     profile = np.random.default_rng([seed, 1_000_000]).random(3)
@@ -237,21 +288,17 @@ def _bars(company: SampleCompany, sessions: int) -> _Bars:
     raw = total_return * retained / share_factor
     # The open gaps from yesterday's close, restated in today's units after a split or dividend.
     previous = np.concatenate([[raw[0]], (total_return * retained)[:-1] / share_factor[1:]])
-    open_ = previous * np.exp(0.3 * sigma * z[:, 1])
-    high = np.maximum(open_, raw) * np.exp(np.abs(0.5 * sigma * z[:, 2]))
-    low = np.minimum(open_, raw) * np.exp(-np.abs(0.5 * sigma * z[:, 3]))
     dividends = {
         int(k): round(float(previous[k] * dividend_yield / 2), 3)
         for k in np.flatnonzero(ex_dividend)
     }
-    base_volume = company.market_cap_billions * 1e9 / company.price * 0.002
-    volume = (base_volume * share_factor * np.exp(0.5 * z[:, 4])).astype(np.int64)
-    return _Bars(
-        open=_round_to_tick(open_),
-        high=_round_to_tick(high),
-        low=_round_to_tick(low),
-        close=_round_to_tick(raw),
-        volume=volume,
+    return _Path(
+        z=z,
+        sigma=sigma,
+        raw=raw,
+        previous=previous,
+        share_factor=share_factor,
+        base_volume=company.market_cap_billions * 1e9 / company.price * 0.002,
         traded=_traded(company, sessions),
         dividends=dividends,
         splits=splits,
@@ -265,33 +312,40 @@ def _traded(company: SampleCompany, sessions: int) -> np.ndarray:
     if delisted is not None:
         traded &= days <= np.datetime64(delisted)
     if company.symbol == SUSPENDED_SYMBOL:
-        traded &= ~np.array([_is_suspended(company.symbol, i) for i in range(sessions)])
+        # _is_suspended, for every session at once.
+        phase = np.arange(sessions) % _SUSPENSION_CYCLE
+        suspended = (phase >= _SUSPENSION_FIRST) & (phase < _SUSPENSION_FIRST + _SUSPENSION_LENGTH)
+        traded &= ~suspended
     return traded
 
 
-def _adjusted_close(bars: _Bars) -> np.ndarray:
-    """Yahoo's adj_close for bars over the whole horizon: close x the factor of later actions.
+def _adjusted_close(path: _Path, bars: _Bars) -> np.ndarray:
+    """Yahoo's adj_close of `bars`: close x the factor of the actions after each, to the horizon.
 
     Only actions the source reports (on a traded session) count, each with the factor that
     analytics.adjustment derives from the reported rows: a split 1/r, a dividend 1 - d/c with c the
     raw close of the last bar before the ex-date (the previous session's, unless suspended).
     Factors on one session multiply dividend before split, the order adjustment_steps uses.
     """
-    if len(bars.close) != len(_sessions()):
-        raise ValueError("adj_close is anchored at SAMPLE_HORIZON: it needs the bars up to it")
-    step = np.ones(len(bars.close))
-    traded = np.flatnonzero(bars.traded)
-    for ordinal, amount in sorted(bars.dividends.items()):
-        earlier = traded[traded < ordinal]
-        if bars.traded[ordinal] and earlier.size:
-            step[ordinal] *= 1.0 - amount / bars.close[earlier[-1]]
-    for ordinal, ratio in sorted(bars.splits.items()):
-        if bars.traded[ordinal]:
+    sessions = len(path.raw)
+    if sessions != len(_sessions()):
+        raise ValueError("adj_close is anchored at SAMPLE_HORIZON: it needs the path up to it")
+    step = np.ones(sessions)
+    traded = np.flatnonzero(path.traded)
+    ordinals = np.array(sorted(path.dividends), dtype=np.int64)
+    # The last traded session before each ex-date (-1: none), and its raw close.
+    before = np.searchsorted(traded, ordinals, side="left") - 1
+    counted = path.traded[ordinals] & (before >= 0)
+    closes = path.close_at(traded[before[counted]])
+    for ordinal, close in zip(ordinals[counted], closes, strict=True):
+        step[ordinal] *= 1.0 - path.dividends[int(ordinal)] / close
+    for ordinal, ratio in sorted(path.splits.items()):
+        if path.traded[ordinal]:
             step[ordinal] *= 1.0 / ratio
     # factor[k] = product of step[k+1:], multiplied from the horizon backwards.
-    factor = np.ones(len(step))
+    factor = np.ones(sessions)
     factor[:-1] = np.cumprod(step[:0:-1])[::-1]
-    return bars.close * factor
+    return bars.close * factor[bars.start : bars.start + len(bars.close)]
 
 
 def _round_to_tick(prices: np.ndarray) -> np.ndarray:
@@ -302,42 +356,24 @@ def _round_to_tick(prices: np.ndarray) -> np.ndarray:
     return np.where(prices >= 2, cents, np.where(prices >= 0.1, half_cents, tenths))
 
 
-def _price_frame(
-    ticker: str, bars: _Bars, sessions: np.ndarray, start: int, stop: int
-) -> pd.DataFrame:
-    keep = np.flatnonzero(bars.traded[start:stop]) + start
-    adj_close = _adjusted_close(bars)
-    return pd.DataFrame(
-        {
-            "trade_date": sessions[keep].astype(object),
-            "yahoo_ticker": ticker,
-            "open": bars.open[keep],
-            "high": bars.high[keep],
-            "low": bars.low[keep],
-            "close": bars.close[keep],
-            "adj_close": adj_close[keep],
-            "volume": bars.volume[keep],
-        }
-    )
+def _price_frame(columns: dict[str, list[np.ndarray]], sessions: np.ndarray) -> pd.DataFrame:
+    """One frame of every ticker's bars (trade_date holds session ordinals until here)."""
+    if not columns["trade_date"] or not sum(len(part) for part in columns["trade_date"]):
+        return pd.DataFrame(columns=PRICE_COLUMNS)
+    joined = {name: np.concatenate(parts) for name, parts in columns.items()}
+    joined["trade_date"] = sessions[joined["trade_date"]].astype(object)
+    return pd.DataFrame(joined)[PRICE_COLUMNS]
 
 
-def _action_frame(
-    ticker: str, bars: _Bars, sessions: np.ndarray, start: int, stop: int
-) -> pd.DataFrame:
-    rows = [
+def _actions(
+    ticker: str, path: _Path, sessions: np.ndarray, start: int, stop: int
+) -> list[tuple[object, str, str, float]]:
+    return [
         (sessions[k].astype(object), ticker, action, value)
-        for action, events in (("dividend", bars.dividends), ("split", bars.splits))
+        for action, events in (("dividend", path.dividends), ("split", path.splits))
         for k, value in events.items()
-        if start <= k < stop and bars.traded[k]
+        if start <= k < stop and path.traded[k]
     ]
-    return pd.DataFrame(rows, columns=ACTION_COLUMNS)
-
-
-def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
-    frames = [frame for frame in frames if not frame.empty]
-    if not frames:
-        return pd.DataFrame(columns=columns)
-    return pd.concat(frames, ignore_index=True)[columns]
 
 
 def _session_progress(at: dt.datetime) -> tuple[dt.date, float]:
@@ -361,22 +397,23 @@ def _intraday_quote(
 
     None when the company has no bar that session (not listed yet, suspended, delisted).
     """
-    bars = _bars(company, ordinal + 1)
-    if not bars.traded[ordinal] or ordinal == 0:
+    path = _path(company, ordinal + 1)
+    if not path.traded[ordinal] or ordinal == 0:
         return None
-    open_, close = bars.open[ordinal], bars.close[ordinal]
+    bars = path.bars(ordinal - 1, ordinal + 1)  # the session and the one before it
+    open_, close = bars.open[1], bars.close[1]
     minute = int(pd.Timestamp(at).timestamp() // 60)
     z = np.random.default_rng([_seed(company.symbol), ordinal, minute]).standard_normal()
     spread = abs(close - open_) + 0.004 * open_
     drift = open_ + (close - open_) * progress
     wander = spread * np.sqrt(progress * (1 - progress)) * z
     # Kept inside the day's range so a snapshot never contradicts the daily bar.
-    inside = min(max(drift + wander, bars.low[ordinal]), bars.high[ordinal])
+    inside = min(max(drift + wander, bars.low[1]), bars.high[1])
     last = float(_round_to_tick(np.array([inside]))[0])
     # Yahoo's change is on the previous close restated in today's units (after a split).
-    previous = bars.close[ordinal - 1] / bars.splits.get(ordinal, 1.0)
+    previous = bars.close[0] / path.splits.get(ordinal, 1.0)
     return {
         "last": last,
         "change_pct": round((last / previous - 1) * 100, 4),
-        "volume": int(bars.volume[ordinal] * progress),
+        "volume": int(bars.volume[1] * progress),
     }
