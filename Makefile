@@ -21,11 +21,11 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 demo: $(INSTALLED) $(DAGSTER_HOME)/dagster.yaml
 	ASX_MARKET_DATA=sample $(BIN)/asx-pipeline demo
 
-## test: lint, load the definitions (dg check defs), then the whole suite (no network; Postgres found or started by the tests)
+## test: lint, load the definitions (dg check defs), then the whole suite on two workers (no network; Postgres found or started by the tests)
 test: $(INSTALLED)
 	$(BIN)/ruff check asx_pipeline asx_pipeline_tests bench
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg check defs
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist worksteal
 
 ## ui: the Dagster web UI and daemon on http://127.0.0.1:3000
 ui: $(INSTALLED) $(DAGSTER_HOME)/dagster.yaml
