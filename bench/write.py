@@ -19,6 +19,9 @@ For each size, in a throwaway database with the migrations applied, it times:
                of 1,000 rows per statement (neither atomic nor able to remove stale rows);
   * rest:      the SQL calls the REST backend makes (`stage_window_batch` per 500 rows, then
                `commit_daily_prices_window`), sent straight to Postgres so HTTP is left out.
+With `--fillfactor N` the table is set to that fillfactor first (Postgres' default is 100): room
+left on each page lets an update stay on its page (a HOT update, no new index entries), at the
+cost of a table 100/N times larger; the table's size after the last replace is printed.
 It prints rows/s, the round trips each needs, and the time projected at a 30 ms round trip (a home
 lab talking to Supabase's Sydney region): measured time + round trips x 30 ms. Bandwidth and TLS
 are not modelled. It asserts nothing.
@@ -263,6 +266,14 @@ def bench_size(dsn: str, rows: int, *, copy_only: bool = False) -> list[Result]:
     return results
 
 
+def table_size(dsn: str) -> str:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT pg_size_pretty(pg_total_relation_size('public.daily_prices'))"
+        ).fetchone()
+    return row[0] if row else "?"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
@@ -276,14 +287,28 @@ def main() -> None:
         action="store_true",
         help="only the copies and replaces (skip the slow upsert and REST patterns)",
     )
+    parser.add_argument(
+        "--fillfactor",
+        type=int,
+        choices=range(10, 101),
+        metavar="10..100",
+        help="set daily_prices' fillfactor first (the migrations leave Postgres' default, 100)",
+    )
     args = parser.parse_args()
     with throwaway_database(args.dsn) as dsn:
-        with psycopg.connect(dsn) as conn:
+        with psycopg.connect(dsn, autocommit=True) as conn:
             version = conn.execute("SHOW server_version").fetchone()
-        print(f"PostgreSQL {version[0] if version else '?'} on {PostgresWarehouse(dsn).describe()}")
+            if args.fillfactor:
+                fillfactor = sql.SQL("ALTER TABLE public.daily_prices SET (fillfactor = {})")
+                conn.execute(fillfactor.format(sql.Literal(args.fillfactor)))
+        print(
+            f"PostgreSQL {version[0] if version else '?'} on {PostgresWarehouse(dsn).describe()}, "
+            f"daily_prices fillfactor {args.fillfactor or 100}"
+        )
         for rows in args.sizes:
             for result in bench_size(dsn, rows, copy_only=args.copy_only):
                 print(result.line(), flush=True)
+            print(f"daily_prices after the last write: {table_size(dsn)}", flush=True)
 
 
 if __name__ == "__main__":
