@@ -25,7 +25,7 @@ demo: $(INSTALLED) $(DAGSTER_HOME)/dagster.yaml
 test: $(INSTALLED)
 	$(BIN)/ruff check asx_pipeline asx_pipeline_tests bench
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg check defs
-	$(BIN)/pytest -n 2 --dist worksteal
+	$(BIN)/pytest -n 2 --dist loadscope
 
 ## ui: the Dagster web UI and daemon on http://127.0.0.1:3000
 ui: $(INSTALLED) $(DAGSTER_HOME)/dagster.yaml
