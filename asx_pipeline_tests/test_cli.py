@@ -1,7 +1,8 @@
 """`asx-pipeline` as cron runs it: a real subprocess, sample data, a throwaway instance.
 
-The tests of this module share one DAGSTER_HOME and warehouse and run in file order: a daily run,
-a holiday, a backfill, then `status` and `symbols` reading what those left behind.
+The tests of this module share one DAGSTER_HOME and warehouse: a daily run, then a backfill
+(module fixtures, so any test that reads what they left behind gets them first, whatever order or
+subset runs), and `status` and `symbols` reading the result.
 """
 
 import json
@@ -65,8 +66,19 @@ def root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("cli")
 
 
-def test_daily_refreshes_one_session_and_summarises(root):
-    done = _cli(root, "daily", "--date", "2025-12-24")
+@pytest.fixture(scope="module")
+def daily(root) -> subprocess.CompletedProcess[str]:
+    return _cli(root, "daily", "--date", "2025-12-24")
+
+
+@pytest.fixture(scope="module")
+def backfill(root, daily) -> subprocess.CompletedProcess[str]:
+    """A backfill over the daily run's session and the rest of the year."""
+    return _cli(root, "backfill", "--start", "2025-12-22", "--end", "2025-12-31")
+
+
+def test_daily_refreshes_one_session_and_summarises(root, daily):
+    done = daily
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     assert lines[0] == (
@@ -91,8 +103,8 @@ def test_daily_on_a_holiday_says_why_and_does_nothing(root):
     )
 
 
-def test_backfill_is_one_run_over_the_sessions_of_a_range(root):
-    done = _cli(root, "backfill", "--start", "2025-12-22", "--end", "2025-12-31")
+def test_backfill_is_one_run_over_the_sessions_of_a_range(root, backfill):
+    done = backfill
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     assert lines[0].startswith(
@@ -104,7 +116,7 @@ def test_backfill_is_one_run_over_the_sessions_of_a_range(root):
     assert MAIL_REPORT_TAG not in _run_tags(root, done.stdout)
 
 
-def test_status_lists_each_asset_and_fails_when_stale(root):
+def test_status_lists_each_asset_and_fails_when_stale(root, backfill):
     done = _cli(root, "status")
     # The data ends in 2025: stale today, so cron or a systemd timer sees a failure.
     assert done.returncode == 1
@@ -115,7 +127,7 @@ def test_status_lists_each_asset_and_fails_when_stale(root):
     assert done.stdout.splitlines()[-1].startswith("NOT OK: ")
 
 
-def test_symbols_lists_the_tracked_universe(root):
+def test_symbols_lists_the_tracked_universe(root, backfill):
     done = _cli(root, "symbols", "--date", "2025-12-24")
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()

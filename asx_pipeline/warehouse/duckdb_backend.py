@@ -11,7 +11,8 @@ connection does (no .wal left behind, DuckDB's own lock released). Starting a Du
 12-15 ms (it builds the catalog of every built-in function); an ATTACH costs about 1 ms, and an
 evening refresh makes some 35 warehouse operations. The file itself is never held open between
 operations: keeping a connection open was tried and left copies of the file without the writes
-still in its .wal.
+still in its .wal. An operation interrupted between ATTACH and DETACH is detached by the next one
+on its file, and an error inside an operation still DETACHes (and is the error reported).
 """
 
 from __future__ import annotations
@@ -52,14 +53,19 @@ class _Engine:
     and starts its own.
     """
 
-    _lock = threading.Lock()  # a DuckDB connection object is not safe across threads
+    lock = threading.Lock()  # one DuckDB connection object, used from any thread
     _root_connection: duckdb.DuckDBPyConnection | None = None
     _aliases = itertools.count()
 
     @classmethod
-    def _root(cls) -> duckdb.DuckDBPyConnection:
+    def _root(cls, first_path: Path) -> duckdb.DuckDBPyConnection:
         if cls._root_connection is None:
-            cls._root_connection = duckdb.connect(":memory:")
+            # Spill files go where a connection to the file would put them, beside it. DuckDB
+            # fixes the folder for the life of the instance once it is used, so it is set here,
+            # once: a process that opens several warehouses spills beside the first.
+            cls._root_connection = duckdb.connect(
+                ":memory:", config={"temp_directory": f"{first_path}.tmp"}
+            )
         return cls._root_connection
 
     @classmethod
@@ -68,7 +74,7 @@ class _Engine:
             # A reference never released: the inherited instance is never destroyed.
             ctypes.pythonapi.Py_IncRef(ctypes.py_object(cls._root_connection))
             cls._root_connection = None
-        cls._lock = threading.Lock()  # another thread of the parent may have held it
+        cls.lock = threading.Lock()  # another thread of the parent may have held it
 
     @classmethod
     @contextlib.contextmanager
@@ -77,25 +83,40 @@ class _Engine:
         # Two warehouses of one process may be attached at once (different files, different
         # locks), so every attachment has its own name.
         alias = f"warehouse_{next(cls._aliases)}"
-        quoted = str(path).replace("'", "''")
-        with cls._lock:
-            root = cls._root()
-            # Spill files where a connection to the file would put them (beside it). Global to
-            # the instance, so DuckDB refuses the switch while another attachment spills; that
-            # one's folder then serves.
-            with contextlib.suppress(duckdb.Error):
-                root.execute(f"SET temp_directory = '{quoted}.tmp'")
-            root.execute(f"ATTACH '{quoted}' AS {alias}")
-            connection = root.cursor()
+        with cls.lock:
+            root = cls._root(path)
+            _detach_leftovers(root, path)
+            root.execute(f"ATTACH '{_quoted(path)}' AS {alias}")
         try:
-            connection.execute(f"USE {alias}")
-            yield connection
-        finally:
-            # Closing the cursor first rolls back a transaction an error left open, so the
-            # DETACH (the checkpoint and close of the file) never fails on it.
-            connection.close()
-            with cls._lock:
-                cls._root().execute(f"DETACH {alias}")
+            with cls.lock:
+                connection = root.cursor()
+            try:
+                connection.execute(f"USE {alias}")
+                yield connection
+            finally:
+                # Closing the cursor first rolls back a transaction an error left open: a DETACH
+                # beside an open transaction would leave the file locked and its .wal behind.
+                connection.close()
+        except BaseException:
+            # The operation's own error is the one to report, not a failed checkpoint after it.
+            with contextlib.suppress(duckdb.Error), cls.lock:
+                root.execute(f"DETACH DATABASE IF EXISTS {alias}")
+            raise
+        with cls.lock:
+            root.execute(f"DETACH DATABASE IF EXISTS {alias}")
+
+
+def _quoted(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def _detach_leftovers(root: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Detach `path` if an earlier operation could not (interrupted between ATTACH and DETACH):
+    left attached, the file would stay locked by DuckDB for the life of the process."""
+    for (name,) in root.execute(
+        "SELECT database_name FROM duckdb_databases() WHERE path = ?", [str(path)]
+    ).fetchall():
+        root.execute(f'DETACH DATABASE IF EXISTS "{name}"')
 
 
 os.register_at_fork(after_in_child=_Engine._after_fork_in_child)
@@ -239,7 +260,10 @@ class DuckDBWarehouse:
             # A session setting: every attachment's connection is a new session.
             connection.execute("SET TimeZone = 'UTC'")
             if not self._schema_ready:
-                _create_or_upgrade(connection)
+                # information_schema spans every attached database: not while another thread
+                # attaches or detaches one.
+                with _Engine.lock:
+                    _create_or_upgrade(connection)
                 self._schema_ready = True
             yield connection
 

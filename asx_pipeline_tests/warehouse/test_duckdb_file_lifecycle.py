@@ -20,7 +20,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from asx_pipeline.warehouse.duckdb_backend import DuckDBWarehouse
+from asx_pipeline.warehouse.duckdb_backend import DuckDBWarehouse, _Engine
 from asx_pipeline.warehouse.frames import WarehouseError, conform_frame
 from asx_pipeline.warehouse.tables import DAILY_PRICES
 from asx_pipeline_tests.warehouse.sample_frames import make_frame, window_of
@@ -80,7 +80,7 @@ def test_a_forked_child_uses_the_warehouse_and_exits(tmp_path: Path) -> None:
     frame = _write(warehouse)  # the parent's DuckDB exists before the fork
     script = f"""
 import os, sys
-from asx_pipeline.warehouse.duckdb_backend import DuckDBWarehouse
+from asx_pipeline.warehouse.duckdb_backend import DuckDBWarehouse, _Engine
 from asx_pipeline_tests.warehouse.sample_frames import window_of
 from asx_pipeline.warehouse.tables import DAILY_PRICES
 warehouse = DuckDBWarehouse({str(path)!r})
@@ -111,3 +111,36 @@ def test_two_files_in_one_process_stay_apart(tmp_path: Path) -> None:
     assert len(second.read_window(DAILY_PRICES, window_of(0, 3))) == 50
     assert second.partition_values(DAILY_PRICES) == [window_of(0, 1).start]
     assert isinstance(first.partition_values(DAILY_PRICES)[0], dt.date)
+
+
+def test_a_file_left_attached_by_an_interrupted_operation_is_freed_by_the_next(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "warehouse.duckdb"
+    warehouse = DuckDBWarehouse(path)
+    frame = _write(warehouse)
+    # What an interrupt between ATTACH and DETACH (a signal while waiting for the engine's
+    # lock) leaves behind: the file attached under some name, locked by this process's DuckDB.
+    with _Engine.lock:
+        _Engine._root(path).execute(f"ATTACH '{path}' AS interrupted")
+
+    assert len(warehouse.read_window(DAILY_PRICES, window_of(0, 3))) == len(frame)
+    with duckdb.connect(str(path)) as other:
+        assert other.execute("SELECT count(*) FROM daily_prices").fetchone() == (len(frame),)
+
+
+def test_an_error_inside_an_operation_is_reported_and_detaches_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "warehouse.duckdb"
+    _write(DuckDBWarehouse(path))
+
+    with (
+        pytest.raises(duckdb.CatalogException, match="no_such_table"),
+        _Engine.attached(path) as connection,
+    ):
+        connection.execute("SELECT * FROM no_such_table")
+
+    attached = _Engine._root(path).execute(
+        "SELECT count(*) FROM duckdb_databases() WHERE path = ?", [str(path)]
+    ).fetchone()
+    assert attached == (0,)
+    assert not path.with_name(path.name + ".wal").exists()
