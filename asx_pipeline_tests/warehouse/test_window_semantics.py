@@ -11,7 +11,13 @@ import pytest
 
 from asx_pipeline.warehouse.backend import WarehouseBackend
 from asx_pipeline.warehouse.duckdb_backend import DuckDBWarehouse
-from asx_pipeline.warehouse.frames import FrameRefusedError, Window, conform_frame, empty_frame
+from asx_pipeline.warehouse.frames import (
+    FrameRefusedError,
+    Window,
+    coerce_types,
+    conform_frame,
+    empty_frame,
+)
 from asx_pipeline.warehouse.postgres_backend import PostgresWarehouse
 from asx_pipeline.warehouse.tables import ASX_SYMBOLS, DAILY_PRICES, TABLES, TableSpec
 from asx_pipeline_tests.warehouse.sample_frames import make_frame, window_of
@@ -173,3 +179,26 @@ def test_duckdb_two_processes_write_different_windows_at_once(tmp_path: Path) ->
             warehouse.read_window(DAILY_PRICES, window),
             expected(DAILY_PRICES, window, make_frame(DAILY_PRICES, window, 400, version=version)),
         )
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [dt.date(2024, 1, 2), None, dt.date(2024, 1, 1), dt.date(2024, 1, 2)],
+        ["2024-03-01", "2024-03-04"],
+        list(pd.to_datetime(["2024-03-01", "2024-03-01", None])),
+        [],
+    ],
+    ids=["dates-and-none", "strings", "datetime64-with-nat", "empty"],
+)
+def test_dates_read_back_as_pandas_would_make_them(values: list[object]) -> None:
+    """coerce_types builds one date object per distinct day: the same values, types and missing
+    markers as `.dt.date`, in the frame's order and index."""
+    index = range(10, 10 + len(values))  # not 0..n: the index must come through too
+    frame = pd.DataFrame({"trade_date": pd.Series(values, dtype=object, index=index)})
+    expected = pd.to_datetime(frame["trade_date"]).dt.date.astype("object")
+
+    got = coerce_types(DAILY_PRICES, frame)["trade_date"]
+
+    pd.testing.assert_series_equal(got, expected, check_exact=True)
+    assert [repr(value) for value in got] == [repr(value) for value in expected]
