@@ -18,10 +18,8 @@ def in_universe(frame: pd.DataFrame, symbols: pd.DataFrame) -> pd.DataFrame:
     """
     if frame.empty or symbols.empty:
         return frame
-    tracked = set(zip(symbols["as_of_date"], symbols["symbol"], strict=True))
-    known_sessions = set(symbols["as_of_date"])
-    keep = [
-        day not in known_sessions or (day, symbol) in tracked
-        for day, symbol in zip(frame["trade_date"], frame["symbol"], strict=True)
-    ]
+    # Hash lookups of (session, symbol) pairs, for all rows at once.
+    rows = pd.MultiIndex.from_arrays([frame["trade_date"], frame["symbol"]])
+    tracked = pd.MultiIndex.from_arrays([symbols["as_of_date"], symbols["symbol"]])
+    keep = rows.isin(tracked) | ~frame["trade_date"].isin(symbols["as_of_date"]).to_numpy()
     return frame[keep].reset_index(drop=True)
