@@ -150,9 +150,7 @@ def _coverage(
 ) -> Outcome:
     # Computed once: the finding and the lowest share are read off the same table.
     table = quality.coverage(daily_prices, asx_symbols)
-    finding = quality.low_coverage(
-        daily_prices, asx_symbols, context.resources.market_data.min_coverage, table
-    )
+    finding = quality.sessions_below(table, context.resources.market_data.min_coverage)
     lowest = float(table["share"].min()) if not table.empty else 0.0
     extra: dict[str, object] = {"lowest_coverage": round(lowest, 4)}
     if not finding.passed:

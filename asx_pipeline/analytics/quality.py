@@ -77,13 +77,13 @@ def coverage(prices: pd.DataFrame, symbols: pd.DataFrame) -> pd.DataFrame:
 
 
 def low_coverage(
-    prices: pd.DataFrame,
-    symbols: pd.DataFrame,
-    minimum: float = MIN_COVERAGE,
-    table: pd.DataFrame | None = None,
+    prices: pd.DataFrame, symbols: pd.DataFrame, minimum: float = MIN_COVERAGE
 ) -> Finding:
-    """Sessions below `minimum`; `table` is `coverage(prices, symbols)` when the caller has it."""
-    table = coverage(prices, symbols) if table is None else table
+    return sessions_below(coverage(prices, symbols), minimum)
+
+
+def sessions_below(table: pd.DataFrame, minimum: float) -> Finding:
+    """The sessions of a `coverage` table whose share is below `minimum`."""
     low = table[table["share"] < minimum]
     rows = low.assign(reason=[f"{s:.1%} of active symbols have a bar" for s in low["share"]])
     worst = f"{table['share'].min():.1%}" if not table.empty else "n/a"

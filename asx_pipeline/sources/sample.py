@@ -138,7 +138,7 @@ class SampleMarketData:
         stop = int(np.searchsorted(sessions, np.datetime64(last), side="right"))
         prices: dict[str, list[np.ndarray]] = {column: [] for column in PRICE_COLUMNS}
         actions: list[tuple[object, str, str, float]] = []
-        failed = {}
+        failed: dict[str, str] = {}
         for ticker in tickers:
             begin = min((history_from or {}).get(ticker, first), first)
             start = int(np.searchsorted(sessions, np.datetime64(begin)))
@@ -358,7 +358,7 @@ def _round_to_tick(prices: np.ndarray) -> np.ndarray:
 
 def _price_frame(columns: dict[str, list[np.ndarray]], sessions: np.ndarray) -> pd.DataFrame:
     """One frame of every ticker's bars (trade_date holds session ordinals until here)."""
-    if not columns["trade_date"] or not sum(len(part) for part in columns["trade_date"]):
+    if not sum(len(part) for part in columns["trade_date"]):
         return pd.DataFrame(columns=PRICE_COLUMNS)
     joined = {name: np.concatenate(parts) for name, parts in columns.items()}
     joined["trade_date"] = sessions[joined["trade_date"]].astype(object)
