@@ -35,7 +35,10 @@ class LoopbackYahooResource(MarketDataResource):
     """The `yahoo` market-data resource, talking to the fake Yahoo on `port`."""
 
     port: int = 0
-    timeout_seconds: float = 0.5
+    # Generous: the fake answers from threads of the test's own process, which share the GIL with
+    # the run, so a healthy answer on a loaded CI box can take longer than a second. Tests of
+    # timeouts set a shorter one beside a Fault.TIMEOUT delay above it.
+    timeout_seconds: float = 5.0
     retries: int = 1
 
     def _build_client(self) -> MarketDataSource:

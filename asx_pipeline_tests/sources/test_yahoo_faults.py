@@ -64,7 +64,8 @@ def source(fake: FakeYahoo, tmp_path: Path, **overrides: Any) -> YahooMarketData
         "session": loopback_session(fake),
         "limiter": RequestLimiter(200.0, max_in_flight=2),
         "max_retries": 2,
-        "timeout_seconds": 0.5,
+        # Well below the fake's 1.5 s Fault.TIMEOUT, well above a healthy answer on a loaded box.
+        "timeout_seconds": 1.0,
         "retry_wait_initial": 0.02,
         "retry_wait_max": 0.05,
         # Through the real today, as in production: yfinance memoises answers for ranges that

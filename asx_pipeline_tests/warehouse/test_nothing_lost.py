@@ -77,6 +77,7 @@ def run(
     tmp_path: Path,
     instance: DagsterInstance | None = None,
     last: dt.date = LAST,
+    timeout_seconds: float = 5.0,
 ) -> Any:
     directory = tmp_path / "directory.csv"
     directory.write_text(DIRECTORY)
@@ -86,6 +87,7 @@ def run(
         data_dir=str(tmp_path / "data"),
         directory_source=str(directory),
         port=fake.port,
+        timeout_seconds=timeout_seconds,
     )
     return materialize(
         [asx_symbols, market_bars, daily_indicators, *ALL_CHECKS],
@@ -190,11 +192,11 @@ def test_a_junk_bar_keeps_the_stored_row_of_its_session(fake, warehouse, tmp_pat
 def test_a_first_run_below_coverage_fails_names_the_tickers_and_stores_what_came(
     fake, warehouse, tmp_path
 ):
-    fake.fail("CSL.AX", Fault.TIMEOUT)
+    fake.fail("CSL.AX", Fault.TIMEOUT, delay=2.5)
     fake.fail("CBA.AX", Fault.NOT_FOUND)
     instance = DagsterInstance.ephemeral()
 
-    result = run(fake, warehouse, tmp_path, instance)
+    result = run(fake, warehouse, tmp_path, instance, timeout_seconds=2.0)
 
     assert not result.success
     coverage = next(
