@@ -9,6 +9,7 @@ from dagster._core.definitions.dependency import NodeHandle
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
+from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -31,6 +32,9 @@ __all__ = [
     # A job of the definitions by module and name, for execute_job (an executor other than
     # in-process needs a job that its step processes and workers can load again).
     "ReconstructableRepository",
+    # The SQL event log (SQLite, Postgres), whose queue of steps waiting for a pool slot
+    # pools.py repairs (`assign_pending_steps` is not on the public EventLogStorage).
+    "SqlEventLogStorage",
     # The id of a run submitted with `dagster job launch`, known before it is queued.
     "make_new_run_id",
 ]

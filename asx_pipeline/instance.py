@@ -12,7 +12,7 @@
   this machine are judged: `asx-pipeline` tags its in-process runs with the host, the boot and
   its process's start (`process_tags`), and judges only those of its own host; the daemon's
   `asx_dead_runs` sensor also judges the untagged runs its run launcher started on its host.
-- **The "yahoo" pool has a limit** (see `runs.ensure_yahoo_pool`).
+- **The "yahoo" pool has a limit** (see `pools.ensure_yahoo_pool`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pathlib import Path
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from asx_pipeline.dagster_compat import MAX_RETRIES_TAG
-from asx_pipeline.runs import ensure_yahoo_pool
+from asx_pipeline.pools import ensure_yahoo_pool
 
 LOCK_FILE = ".asx-pipeline-instance.lock"
 # Runs whose process may be checked: the ones that have started. QUEUED and STARTING runs have

@@ -50,7 +50,7 @@ from asx_pipeline.dagster_compat import (
     ReconstructableRepository,
     make_new_run_id,
 )
-from asx_pipeline.sources.resource import YAHOO_POOL
+from asx_pipeline.pools import waking_stranded_claims
 from asx_pipeline.warehouse.backend import WarehouseBackend
 from asx_pipeline.warehouse.frames import Window
 from asx_pipeline.warehouse.resources import opened
@@ -83,31 +83,34 @@ def run_job_range(
     instance = instance or DagsterInstance.get()
     # Which process runs it, so a later command can tell when that process died.
     tags = {**process_tags(), **({} if single else range_tags(first, last)), **(extra_tags or {})}
-    if job.executor_def.name != in_process_executor.name:
-        # execute_in_process ignores the job's executor: a run whose steps go elsewhere (Celery
-        # workers, forked processes) is executed from the job's code pointer instead, with this
-        # process as its run worker, as the daemon's run launcher would start one.
-        if single:
-            # One session is an ordinary partitioned run, so the UI and the run queue see its key.
-            tags[PARTITION_NAME_TAG] = partition_key(first)
-        return execute_job(
-            ReconstructableRepository.for_module(
-                DEFINITIONS_MODULE, "defs", working_directory=os.getcwd()
-            ).get_reconstructable_job(job_name),
-            instance,
-            run_config=_CONSOLE_INFO,
+    # This process is the run's worker: it also repairs the pools' lost wake-ups (pools.py).
+    with waking_stranded_claims(instance):
+        if job.executor_def.name != in_process_executor.name:
+            # execute_in_process ignores the job's executor: a run whose steps go elsewhere
+            # (Celery workers, forked processes) is executed from the job's code pointer instead,
+            # with this process as its run worker, as the daemon's run launcher would start one.
+            if single:
+                # One session is an ordinary partitioned run, so the UI and the run queue see
+                # its key.
+                tags[PARTITION_NAME_TAG] = partition_key(first)
+            return execute_job(
+                ReconstructableRepository.for_module(
+                    DEFINITIONS_MODULE, "defs", working_directory=os.getcwd()
+                ).get_reconstructable_job(job_name),
+                instance,
+                run_config=_CONSOLE_INFO,
+                tags=tags,
+                raise_on_error=False,
+                asset_selection=asset_selection,
+            )
+        return job.execute_in_process(
+            instance=instance,
+            partition_key=partition_key(first) if single else None,
             tags=tags,
+            run_config=_CONSOLE_INFO,
             raise_on_error=False,
             asset_selection=asset_selection,
         )
-    return job.execute_in_process(
-        instance=instance,
-        partition_key=partition_key(first) if single else None,
-        tags=tags,
-        run_config=_CONSOLE_INFO,
-        raise_on_error=False,
-        asset_selection=asset_selection,
-    )
 
 
 def refuse_when_busy(instance: DagsterInstance, first: dt.date, last: dt.date) -> None:
@@ -232,22 +235,6 @@ def failed_symbols_of_run(instance: DagsterInstance, run_id: str) -> str:
         if text and text != "none":
             return str(text)
     return ""
-
-
-def ensure_yahoo_pool(instance: DagsterInstance, limit: int = 1) -> None:
-    """Give the instance an explicit limit for the "yahoo" pool unless one is set already.
-
-    dagster.yaml's `pools.default_limit` is created lazily by the first run that meets the pool,
-    and two runs meeting it at the same moment can both get in (or crash on Postgres, dagster
-    issue 33552). A limit someone set in the UI or with `dagster instance concurrency set` is
-    left alone.
-    """
-    storage = instance.event_log_storage
-    if not storage.supports_global_concurrency_limits:
-        return  # an ephemeral instance: nothing to share with anyway
-    current = {pool.name: pool for pool in storage.get_pool_limits()}.get(YAHOO_POOL)
-    if current is None or current.from_default:
-        storage.set_concurrency_slots(YAHOO_POOL, limit)
 
 
 # The daemon beats every 30 s or so; older than this and it is not running.

@@ -13,7 +13,8 @@
   per session when `daily_prices` has no materialisation for today's session by
   ASX_FRESHNESS_DEADLINE (19:30 Sydney). Both only notify; neither launches runs. What they say
   is in notify.py, where they send it is the `alerts` resource.
-- `asx_dead_runs` marks failed a started run whose process is gone (instance.py).
+- `asx_dead_runs` marks failed a started run whose process is gone (instance.py), and gives a
+  free pool slot to a step Dagster left waiting for it (pools.py).
 - All are on by default (`DefaultSensorStatus.RUNNING`), so starting the daemon is enough.
 """
 
@@ -57,6 +58,7 @@ from asx_pipeline.notify import (
     failure_alert,
     late_prices_alert,
 )
+from asx_pipeline.pools import wake_stranded_claims
 from asx_pipeline.runs import failed_symbols_of_run
 
 # --- alerts ---------------------------------------------------------------------------------
@@ -183,13 +185,19 @@ def asx_follow_prices(context: RunStatusSensorContext) -> RunRequest | SkipReaso
     minimum_interval_seconds=60,
     default_status=DefaultSensorStatus.RUNNING,
     description="Marks failed a started run whose process is gone (killed, OOM, reboot), so it "
-    "never blocks its sessions; the failure alert then says so.",
+    "never blocks its sessions; the failure alert then says so. Also gives a free pool slot to a "
+    "step Dagster left waiting for it (pools.py).",
 )
 def asx_dead_runs(context: SensorEvaluationContext) -> SkipReason:
     failed = fail_dead_runs(context.instance, include_untagged=True)
     for message in failed:
         context.log.warning(message)
-    return SkipReason("; ".join(failed) if failed else "every started run's process is alive")
+    # After failing dead runs, whose slots that frees may be what a waiting step needs.
+    woken = wake_stranded_claims(context.instance)
+    for claim in woken:
+        context.log.warning(f"A free pool slot given to a step left waiting: {claim}")
+    said = [*failed, *(f"woke {claim}" for claim in woken)]
+    return SkipReason("; ".join(said) if said else "every started run's process is alive")
 
 
 SENSORS = [asx_run_failure_alerts, asx_prices_freshness, asx_follow_prices, asx_dead_runs]

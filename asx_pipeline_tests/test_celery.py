@@ -29,7 +29,8 @@ from dagster import DagsterEventType, DagsterInstance
 
 from asx_pipeline.celery_workers import NoWorkerError, answering_workers
 from asx_pipeline.cli import REPO_DAGSTER_YAML
-from asx_pipeline.runs import daemon_is_running, ensure_yahoo_pool
+from asx_pipeline.pools import ensure_yahoo_pool
+from asx_pipeline.runs import daemon_is_running
 from asx_pipeline.sources.resource import YAHOO_POOL
 from asx_pipeline.warehouse.frames import Window
 from asx_pipeline.warehouse.migrations import apply_migrations

@@ -35,7 +35,15 @@ def _start(root: Path, *args: str) -> subprocess.Popen[str]:
 
 
 def _finish(child: subprocess.Popen[str], timeout: float = 180) -> tuple[int, str, str]:
-    out, err = child.communicate(timeout=timeout)
+    try:
+        out, err = child.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        # Never left behind: a hung command spinning a core slows every test after this one.
+        os.killpg(child.pid, signal.SIGKILL)
+        out, err = child.communicate()
+        raise AssertionError(
+            f"{' '.join(map(str, child.args[3:]))} still ran after {timeout:.0f} s:\n{err[-3000:]}"
+        ) from None
     return child.returncode, out, err
 
 
@@ -110,7 +118,13 @@ def test_commands_started_together_on_a_fresh_instance_all_run(tmp_path, capsys)
             ("backfill", "--start", "2025-12-22", "--end", "2025-12-23"),
         ]
         children = [_start(root, *command) for command in commands]
-        results = [_finish(child) for child in children]
+        try:
+            results = [_finish(child) for child in children]
+        finally:
+            for child in children:
+                if child.poll() is None:
+                    os.killpg(child.pid, signal.SIGKILL)
+                    child.communicate()
         for command, (code, _, err) in zip(commands, results, strict=True):
             assert code in (0, EXIT_BUSY), f"{' '.join(command)} exited {code}:\n{err[-3000:]}"
             outcomes.append(code)

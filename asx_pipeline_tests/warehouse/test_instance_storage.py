@@ -28,10 +28,12 @@ from psycopg.conninfo import conninfo_to_dict
 from asx_pipeline.assets.prices import market_bars
 from asx_pipeline.assets.symbols import asx_symbols
 from asx_pipeline.calendar import partition_key
+from asx_pipeline.pools import ensure_yahoo_pool
 from asx_pipeline.sources.resource import MarketDataResource
 from asx_pipeline.warehouse.io_manager import warehouse_resources
 from asx_pipeline.warehouse.resources import DuckDBWarehouseResource
 from asx_pipeline_tests.assets.conftest import failure_text
+from asx_pipeline_tests.test_pools import assert_wakes_the_waiter_only
 
 pytestmark = pytest.mark.postgres
 
@@ -134,3 +136,9 @@ def test_runs_and_materialisations_are_stored_in_postgres(
         }
         run_events = {DagsterEventType.RUN_START, DagsterEventType.RUN_SUCCESS}
         assert {e.value for e in run_events} | {"STEP_SUCCESS"} <= kinds
+
+
+def test_a_step_left_waiting_gets_the_free_slot_on_postgres_storage(postgres_instance):
+    # Dagster's lost wake-up is in the SQL storage both backends share (see test_pools.py).
+    ensure_yahoo_pool(postgres_instance)
+    assert_wakes_the_waiter_only(postgres_instance)
