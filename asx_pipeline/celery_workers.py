@@ -14,6 +14,7 @@ when a run starts (`EnvVar`-style config), and it is only ever shown sanitised b
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -33,6 +34,10 @@ BROKER_EXPECTED = (
     "amqp://user:password@host:5672// (percent-encode special characters in a password)"
 )
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", ""}
+# Celery 5 has no `amqp` result backend ("Unknown result backend: 'amqp'"): with RabbitMQ the
+# results come back over the broker itself (`rpc://`), still the one server the workers write to.
+_AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")
+RPC_BACKEND = "rpc://"
 
 
 class NoWorkerError(RuntimeError):
@@ -60,9 +65,16 @@ def broker_is_local(url: str) -> bool:
     return (urlsplit(url).hostname or "") in _LOCAL_HOSTS
 
 
+def result_backend(broker_url: str) -> str:
+    """The result backend for `broker_url`: the same server, since a backend the workers do not
+    write to leaves a run waiting for ever. Redis stores results itself; RabbitMQ sends them
+    back as messages (`rpc://`)."""
+    return RPC_BACKEND if broker_url.partition("://")[0] in _AMQP_SCHEMES else broker_url
+
+
 def executor_definition() -> ExecutorDefinition:
-    """dagster-celery's executor with the broker (and the result backend: the same server, since
-    a backend the workers do not write to leaves a run waiting for ever) from the environment."""
+    """dagster-celery's executor with the broker and its `result_backend` from the environment
+    (read when a run starts; only the scheme is looked at here, to choose the backend)."""
     from celery.exceptions import DuplicateTaskNameWarning
     from dagster_celery import celery_executor
 
@@ -72,7 +84,11 @@ def executor_definition() -> ExecutorDefinition:
     return celery_executor.configured(
         {
             "broker": {"env": BROKER_ENV},
-            "backend": {"env": BROKER_ENV},
+            "backend": (
+                RPC_BACKEND
+                if result_backend(os.environ.get(BROKER_ENV, "")) == RPC_BACKEND
+                else {"env": BROKER_ENV}
+            ),
             "config_source": {"broker_connection_retry_on_startup": True},
         },
         name="celery",
@@ -88,7 +104,7 @@ def _app(broker_url: str):
     app = make_app(
         CeleryExecutor.for_cli(
             broker=broker_url,
-            backend=broker_url,
+            backend=result_backend(broker_url),
             config_source={"broker_connection_retry_on_startup": True},
         ).app_args()
     )

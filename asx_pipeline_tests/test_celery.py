@@ -341,3 +341,33 @@ def test_daily_on_celery_without_a_worker_says_so_and_starts_nothing(
         assert broker_url.split("@")[0].split(":")[2] not in done.stdout + done.stderr
     with _instance(tmp_path) as instance:
         assert instance.get_runs() == []
+
+
+LOCAL_RABBITMQ = "amqp://guest:guest@127.0.0.1:5672//"
+
+
+@pytest.fixture
+def rabbitmq_url() -> str:
+    try:
+        socket.create_connection(("127.0.0.1", 5672), timeout=2).close()
+    except OSError:
+        pytest.skip("no RabbitMQ answers on 127.0.0.1:5672")
+    return LOCAL_RABBITMQ
+
+
+def test_daily_on_celery_workers_through_rabbitmq(tmp_path: Path, rabbitmq_url: str) -> None:
+    # Celery 5 has no `amqp` result backend: the results must come back over RabbitMQ itself.
+    # DuckDB is allowed: the broker is on 127.0.0.1, so the worker is on this box.
+    env = _environment(tmp_path, ASX_EXECUTOR="celery", ASX_CELERY_BROKER_URL=rabbitmq_url)
+    _home(tmp_path)
+    with _running_worker(tmp_path, env, rabbitmq_url) as pool_pids:
+        daily = _daily(tmp_path, env)
+        out, err = daily.communicate(timeout=300)
+    assert daily.returncode == 0, f"{out}\n{err}"[-4000:]
+    assert "steps on Celery workers" in out.splitlines()[0]
+    run_id = out.splitlines()[-1].removeprefix("OK: run ")
+    _, ran_on, step_pids = _steps(tmp_path, run_id)
+    assert len(step_pids) >= 7 and set(ran_on) == set(step_pids)
+    assert set(ran_on.values()) == {WORKER_NAME}
+    assert set(step_pids.values()) <= pool_pids
+    assert "guest:guest" not in out + err
