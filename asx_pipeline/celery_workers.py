@@ -65,11 +65,15 @@ def broker_is_local(url: str) -> bool:
     return (urlsplit(url).hostname or "") in _LOCAL_HOSTS
 
 
+def _is_amqp(broker_url: str) -> bool:
+    return broker_url.partition("://")[0] in _AMQP_SCHEMES
+
+
 def result_backend(broker_url: str) -> str:
     """The result backend for `broker_url`: the same server, since a backend the workers do not
     write to leaves a run waiting for ever. Redis stores results itself; RabbitMQ sends them
     back as messages (`rpc://`)."""
-    return RPC_BACKEND if broker_url.partition("://")[0] in _AMQP_SCHEMES else broker_url
+    return RPC_BACKEND if _is_amqp(broker_url) else broker_url
 
 
 def executor_definition() -> ExecutorDefinition:
@@ -84,10 +88,9 @@ def executor_definition() -> ExecutorDefinition:
     return celery_executor.configured(
         {
             "broker": {"env": BROKER_ENV},
+            # Never the URL itself in the config: it may hold the broker's password.
             "backend": (
-                RPC_BACKEND
-                if result_backend(os.environ.get(BROKER_ENV, "")) == RPC_BACKEND
-                else {"env": BROKER_ENV}
+                RPC_BACKEND if _is_amqp(os.environ.get(BROKER_ENV, "")) else {"env": BROKER_ENV}
             ),
             "config_source": {"broker_connection_retry_on_startup": True},
         },

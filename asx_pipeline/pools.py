@@ -49,8 +49,8 @@ def wake_stranded_claims(instance: DagsterInstance) -> list[str]:
     """Hand each pool's free slots to the steps queued for them; "pool: run/step" of each step
     that was waiting on a free slot (usually none)."""
     storage = instance.event_log_storage
-    # The pending-step queue is SqlEventLogStorage's (SQLite, Postgres); an in-memory instance
-    # has none to repair.
+    # `assign_pending_steps` is SqlEventLogStorage's (SQLite, Postgres, in-memory), not on the
+    # public EventLogStorage; another storage class is left to itself.
     if not isinstance(storage, SqlEventLogStorage):
         return []
     if not storage.supports_global_concurrency_limits:

@@ -72,7 +72,7 @@ def test_a_stranded_step_gets_the_free_slot_and_no_one_else_does(instance):
     assert_wakes_the_waiter_only(instance)
 
 
-def test_every_run_this_package_executes_wakes_stranded_steps_while_it_runs(instance):
+def test_the_watch_thread_of_a_run_wakes_stranded_steps_while_it_runs(instance):
     strand_a_claim(instance, "run-a", "run-b")
     storage = instance.event_log_storage
     with waking_stranded_claims(instance, interval_seconds=0.05):

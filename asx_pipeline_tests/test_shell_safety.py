@@ -34,13 +34,18 @@ def _start(root: Path, *args: str) -> subprocess.Popen[str]:
     )
 
 
+def _kill(child: subprocess.Popen[str]) -> str:
+    """Kill a command still running, with its process group; its stderr. Never left behind: a
+    hung command spinning a core slows every test after this one."""
+    os.killpg(child.pid, signal.SIGKILL)
+    return child.communicate()[1]
+
+
 def _finish(child: subprocess.Popen[str], timeout: float = 180) -> tuple[int, str, str]:
     try:
         out, err = child.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        # Never left behind: a hung command spinning a core slows every test after this one.
-        os.killpg(child.pid, signal.SIGKILL)
-        out, err = child.communicate()
+        err = _kill(child)
         raise AssertionError(
             f"{' '.join(map(str, child.args[3:]))} still ran after {timeout:.0f} s:\n{err[-3000:]}"
         ) from None
@@ -123,8 +128,7 @@ def test_commands_started_together_on_a_fresh_instance_all_run(tmp_path, capsys)
         finally:
             for child in children:
                 if child.poll() is None:
-                    os.killpg(child.pid, signal.SIGKILL)
-                    child.communicate()
+                    _kill(child)
         for command, (code, _, err) in zip(commands, results, strict=True):
             assert code in (0, EXIT_BUSY), f"{' '.join(command)} exited {code}:\n{err[-3000:]}"
             outcomes.append(code)
