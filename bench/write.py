@@ -6,22 +6,23 @@ For each size, in a throwaway database with the migrations applied, it times:
   * copy:      PostgresWarehouse.replace_window into an empty window (one transaction: lock,
                find the window empty, binary COPY straight into the table, rows converted in
                chunks while COPY streams);
-  * replace:   replace_window over that full window (COPY into a staging table, DELETE what it
-               does not bring, MERGE), bringing the same rows (a rerun of a derived table) or
-               every row changed (a refetch of daily_prices: a new ingested_at on every bar).
+  * replace:   replace_window over that full window, bringing the same rows or every row
+               changed (a refetch of daily_prices: a new ingested_at on every bar). The window
+               covers every month it touches, so each month is rebuilt as a new table (COPY,
+               the stored rows it does not bring, indexes) and swapped in for its partition.
                Each starts from the window just loaded by a timed empty-window copy (then VACUUM
                ANALYZE, as autovacuum would do), and prints its rate as a multiple of that copy's:
                the ratio compares two writes of one run;
+  * merge:     the same copies and replaces the way smaller writes go (COPY into a staging
+               table, MERGE: a stored row with the same values left alone, a changed one
+               updated in place), which is how every replace went before the month rebuild;
   * before:    the same copies and replaces the way replace_window wrote them before staging
                (one transaction: DELETE the frame's keys, binary COPY into the table), in the
-               same run;
+               same run (into the month partitions that replace_window created);
   * upsert:    what a simple Supabase job runner does, batched `INSERT ... ON CONFLICT DO UPDATE`
                of 1,000 rows per statement (neither atomic nor able to remove stale rows);
   * rest:      the SQL calls the REST backend makes (`stage_window_batch` per 500 rows, then
                `commit_daily_prices_window`), sent straight to Postgres so HTTP is left out.
-With `--fillfactor N` the table is set to that fillfactor first (Postgres' default is 100): room
-left on each page lets an update stay on its page (a HOT update, no new index entries), at the
-cost of a table 100/N times larger; the table's size after the last replace is printed.
 It prints rows/s, the round trips each needs, and the time projected at a 30 ms round trip (a home
 lab talking to Supabase's Sydney region): measured time + round trips x 30 ms. Bandwidth and TLS
 are not modelled. It asserts nothing.
@@ -64,11 +65,15 @@ UPSERT_BATCH = 1000
 REST_BATCH = 500
 PROJECTED_RTT_S = 0.030
 # The same for any row count (COPY streams its rows without waiting for answers). Into an empty
-# window: BEGIN, SET statement_timeout, SET TimeZone, lock + look, COPY, COMMIT; over stored rows,
-# also SET work_mem + CREATE the stage, and DELETE + MERGE. Before: BEGIN, the two SETs, lock,
-# DELETE, COPY, COMMIT.
-COPY_ROUND_TRIPS = 6
-REPLACE_ROUND_TRIPS = 8
+# window: BEGIN, SET statement_timeout, SET TimeZone, lock + look, create the months' partitions,
+# COPY, COMMIT. Over stored rows whose months the window covers: the same, less the COPY, plus
+# the look at the first and last months, the new tables, one COPY per month, the rest of the new
+# tables and the swap. Before: BEGIN, the two SETs, lock, DELETE, COPY, COMMIT.
+COPY_ROUND_TRIPS = 7
+REPLACE_ROUND_TRIPS_BESIDES_MONTHS = 10
+# Merging instead: BEGIN, the two SETs, lock + look, partitions, SET work_mem + CREATE the stage,
+# COPY, DELETE + MERGE, COMMIT.
+MERGE_ROUND_TRIPS = 9
 BEFORE_ROUND_TRIPS = 7
 
 
@@ -228,13 +233,18 @@ def bench_size(dsn: str, rows: int, *, copy_only: bool = False) -> list[Result]:
     warehouse = PostgresWarehouse(dsn)
     # Once per process, not per write: kept out of the timings.
     warehouse.check_schema()
+    # The row-by-row path that smaller writes take: what the rebuild replaced for large ones.
+    merging = PostgresWarehouse(dsn, rebuild_min_rows=rows + 1, check_schema_on_first_use=False)
     changed = every_row_changed(frame)
     results = []
 
     # (label prefix, write, round trips into an empty window, round trips over stored rows)
+    months = len({(day.year, day.month) for day in frame["trade_date"]})
     writers: list[tuple[str, Callable[[pd.DataFrame], object], int, int]] = [
         ("", lambda new: warehouse.replace_window(DAILY_PRICES, window, new),
-         COPY_ROUND_TRIPS, REPLACE_ROUND_TRIPS),
+         COPY_ROUND_TRIPS, REPLACE_ROUND_TRIPS_BESIDES_MONTHS + months),
+        ("merge: ", lambda new: merging.replace_window(DAILY_PRICES, window, new),
+         COPY_ROUND_TRIPS, MERGE_ROUND_TRIPS),
         ("before: ", lambda new: replace_before(dsn, window, new),
          BEFORE_ROUND_TRIPS, BEFORE_ROUND_TRIPS),
     ]  # fmt: skip
@@ -268,8 +278,10 @@ def bench_size(dsn: str, rows: int, *, copy_only: bool = False) -> list[Result]:
 
 def table_size(dsn: str) -> str:
     with psycopg.connect(dsn) as conn:
+        # Its month partitions, with their indexes: the partitioned table itself holds nothing.
         row = conn.execute(
-            "SELECT pg_size_pretty(pg_total_relation_size('public.daily_prices'))"
+            "SELECT pg_size_pretty(sum(pg_total_relation_size(relid))) "
+            "FROM pg_partition_tree('public.daily_prices')"
         ).fetchone()
     return row[0] if row else "?"
 
@@ -287,23 +299,12 @@ def main() -> None:
         action="store_true",
         help="only the copies and replaces (skip the slow upsert and REST patterns)",
     )
-    parser.add_argument(
-        "--fillfactor",
-        type=int,
-        choices=range(10, 101),
-        metavar="10..100",
-        help="set daily_prices' fillfactor first (the migrations leave Postgres' default, 100)",
-    )
     args = parser.parse_args()
     with throwaway_database(args.dsn) as dsn:
         with psycopg.connect(dsn, autocommit=True) as conn:
             version = conn.execute("SHOW server_version").fetchone()
-            if args.fillfactor:
-                fillfactor = sql.SQL("ALTER TABLE public.daily_prices SET (fillfactor = {})")
-                conn.execute(fillfactor.format(sql.Literal(args.fillfactor)))
         print(
-            f"PostgreSQL {version[0] if version else '?'} on {PostgresWarehouse(dsn).describe()}, "
-            f"daily_prices fillfactor {args.fillfactor or 100}"
+            f"PostgreSQL {version[0] if version else '?'} on {PostgresWarehouse(dsn).describe()}"
         )
         for rows in args.sizes:
             for result in bench_size(dsn, rows, copy_only=args.copy_only):

@@ -320,9 +320,11 @@ def _render_create(table: TableSpec) -> str:
         if "symbol" in table.column_names
         else ""
     )
+    # Monthly partitions are created by the writers (asx_private.ensure_month_partitions).
+    partitioned = f" PARTITION BY RANGE ({part})" if table.monthly_partitions else ""
     return (
         f"CREATE TABLE IF NOT EXISTS public.{table.name} (\n{columns},\n"
-        f"    CONSTRAINT {table.name}_pkey PRIMARY KEY ({key})\n);\n"
+        f"    CONSTRAINT {table.name}_pkey PRIMARY KEY ({key})\n){partitioned};\n"
         f"COMMENT ON TABLE public.{table.name} IS {_sql_string(table.description)};\n"
         f"{symbol_index}"
     )
@@ -365,6 +367,22 @@ def _render_insert(table: TableSpec, source: str, condition: str = "") -> str:
     )
 
 
+def _render_partitions(table: TableSpec, source: str, condition: str = "") -> str:
+    """For a table stored in monthly partitions: create those the incoming rows need, if any.
+
+    Only rows inside the window count: the others make the call fail after the INSERT anyway.
+    """
+    if not table.monthly_partitions:
+        return ""
+    part = table.partition_column
+    return (
+        f"    PERFORM asx_private.ensure_month_partitions('{table.name}', "
+        f"pg_catalog.min(r.{part}), pg_catalog.max(r.{part}))\n"
+        f"    {source}\n"
+        f"    WHERE {condition}r.{part} >= p_start AND r.{part} < p_end;\n"
+    )
+
+
 def _render_delete(table: TableSpec, source: str, condition: str = "") -> str:
     part = table.partition_column
     delete = f"    DELETE FROM public.{table.name} WHERE {part} >= p_start AND {part} < p_end"
@@ -404,7 +422,7 @@ DECLARE
 BEGIN
     PERFORM asx_private.check_window('{table.name}', p_start, p_end, p_rows);
 {_render_lock(table)}
-{_render_delete(table, source)}
+{_render_partitions(table, source)}{_render_delete(table, source)}
 {_render_insert(table, source)}
 {_render_window_check(table, "pg_catalog.jsonb_array_length(p_rows)")}
     RETURN v_written;
@@ -442,7 +460,7 @@ BEGIN
                 WHERE u.upload_id = p_upload_id);
     END IF;
 {_render_lock(table)}
-{_render_delete(table, source, condition)}
+{_render_partitions(table, source, condition)}{_render_delete(table, source, condition)}
 {insert}
 {_render_window_check(table, "v_staged")}
     PERFORM asx_private.finish_upload(p_upload_id, v_written);

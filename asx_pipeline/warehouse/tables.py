@@ -66,6 +66,20 @@ class TableSpec:
     # partition column) not stored yet, whole, and skips the ones already stored. Such a table has
     # no window functions; the REST backend appends through `append_<table>` instead.
     append_only: bool = False
+    # Stored on Postgres as one range partition per calendar month of the partition column
+    # (asx_private.<table>_pYYYYMM), so that a write which covers a month's stored rows can build
+    # that month afresh and swap it in, at the cost of COPY into an empty table, instead of
+    # rewriting each row in place (postgres_backend.py). Only for a table whose replace_scope
+    # covers its key: a rebuilt month keeps every stored row the frame does not bring, the rule
+    # the row-by-row path follows too. DuckDB ignores it.
+    monthly_partitions: bool = False
+
+    def __post_init__(self) -> None:
+        if self.monthly_partitions and not set(self.key) <= set(self.replace_scope):
+            raise ValueError(
+                f"{self.name}: monthly_partitions needs a replace_scope that covers the key "
+                f"{self.key}, got {self.replace_scope}"
+            )
 
     @property
     def partition_column(self) -> str:
@@ -144,6 +158,9 @@ DAILY_PRICES = TableSpec(
     # A bar is replaced only by a bar of the same session and symbol: a failed ticker, a junk bar
     # that was refused, or a session Yahoo left out this time keeps the row stored before.
     replace_scope=("trade_date", "symbol"),
+    # The largest table by far, and the one a refetch rewrites whole (a new ingested_at on
+    # every bar): see postgres_backend.py's month rebuild.
+    monthly_partitions=True,
 )
 
 CORPORATE_ACTIONS = TableSpec(

@@ -14,11 +14,11 @@ import psycopg
 import pytest
 
 from asx_pipeline.warehouse.frames import conform_frame
-from asx_pipeline.warehouse.postgres_backend import PostgresWarehouse
+from asx_pipeline.warehouse.postgres_backend import REBUILD_MIN_ROWS, PostgresWarehouse
 from asx_pipeline.warehouse.tables import DAILY_PRICES
 from asx_pipeline_tests.warehouse.sample_frames import make_frame, window_of
 
-KILLS = 20
+KILLS = 12  # per way of writing
 WINDOW = window_of(0, 20)
 # Both versions differ in every value and in their key sets, so any mixture shows. daily_prices
 # replaces only the (session, symbol) rows a write brings, so after writing `old` over `new` the
@@ -38,21 +38,28 @@ def fingerprint(dsn: str) -> tuple[Any, ...]:
     return tuple(row)
 
 
-def write_forever(dsn: str, frames: list[pd.DataFrame]) -> None:
+def write_forever(dsn: str, frames: list[pd.DataFrame], rebuild_min_rows: int) -> None:
     """Alternate the two versions until killed, so a kill can land anywhere in a transaction."""
-    warehouse = PostgresWarehouse(dsn, check_schema_on_first_use=False)
+    warehouse = PostgresWarehouse(
+        dsn, check_schema_on_first_use=False, rebuild_min_rows=rebuild_min_rows
+    )
     while True:
         for frame in frames:
             warehouse.replace_window(DAILY_PRICES, WINDOW, frame)
 
 
 @pytest.mark.slow
-def test_sigkill_during_window_replace_leaves_old_or_new_rows(migrated_dsn: str) -> None:
+# Merged row by row (the window's 42,000 rows are under the rebuild threshold), and with the
+# window's month rebuilt and swapped in, as a larger write does (postgres_backend.py).
+@pytest.mark.parametrize("rebuild_min_rows", [REBUILD_MIN_ROWS, 1], ids=["merge", "rebuild"])
+def test_sigkill_during_window_replace_leaves_old_or_new_rows(
+    migrated_dsn: str, rebuild_min_rows: int
+) -> None:
     old, new = (
         conform_frame(DAILY_PRICES, WINDOW, make_frame(DAILY_PRICES, WINDOW, per_day, version))
         for per_day, version in ((OLD_ROWS_PER_DAY, 1), (NEW_ROWS_PER_DAY, 2))
     )
-    warehouse = PostgresWarehouse(migrated_dsn)
+    warehouse = PostgresWarehouse(migrated_dsn, rebuild_min_rows=rebuild_min_rows)
     warehouse.replace_window(DAILY_PRICES, WINDOW, new)
     pd.testing.assert_frame_equal(warehouse.read_window(DAILY_PRICES, WINDOW), new)
     new_print = fingerprint(migrated_dsn)
@@ -69,7 +76,9 @@ def test_sigkill_during_window_replace_leaves_old_or_new_rows(migrated_dsn: str)
     rng = random.Random(20251103)
     seen = {"old": 0, "new": 0}
     for kill in range(KILLS):
-        child = context.Process(target=write_forever, args=(migrated_dsn, [new, old]), daemon=True)
+        child = context.Process(
+            target=write_forever, args=(migrated_dsn, [new, old], rebuild_min_rows), daemon=True
+        )
         child.start()
         time.sleep(rng.uniform(0.0, 2.2 * write_seconds))
         assert child.pid is not None and child.is_alive(), "the writer died before it was killed"

@@ -201,6 +201,10 @@ def test_anon_can_read_but_never_write(migrated_dsn: str) -> None:
 def test_rls_refuses_anon_writes_even_when_granted(migrated_dsn: str) -> None:
     """Supabase's default privileges grant anon everything; the policies must still hold."""
     with psycopg.connect(migrated_dsn, autocommit=True) as conn:
+        # The month's partition exists (a writer made it), so what refuses the row is RLS.
+        conn.execute(
+            "SELECT asx_private.ensure_month_partitions('daily_prices', '2025-11-04', '2025-11-04')"
+        )
         conn.execute("GRANT INSERT ON public.daily_prices TO anon")
         conn.execute("SET ROLE anon")
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
@@ -410,14 +414,19 @@ def test_concurrent_appends_of_one_partition_add_it_once(migrated_dsn: str) -> N
     assert query(migrated_dsn, "SELECT count(*) FROM asx_directory_snapshots") == [(50,)]
 
 
-def test_0005_upgrades_a_database_migrated_to_0004(postgres_dsn: str, tmp_path: Path) -> None:
-    """Stored asx_symbols rows keep their values and hold null in the columns 0005 adds."""
+def migrate_before(dsn: str, tmp_path: Path, version: str) -> None:
+    """Apply the migrations older than `version`, as a database migrated by older code is."""
     older = tmp_path / "migrations"
     older.mkdir()
     for filename in ALL_FILES:
-        if filename < "0005":
+        if filename < version:
             shutil.copy(MIGRATIONS_DIR / filename, older / filename)
-    apply_migrations(postgres_dsn, older)
+    apply_migrations(dsn, older)
+
+
+def test_0005_upgrades_a_database_migrated_to_0004(postgres_dsn: str, tmp_path: Path) -> None:
+    """Stored asx_symbols rows keep their values and hold null in the columns 0005 adds."""
+    migrate_before(postgres_dsn, tmp_path, "0005")
     old_row = {
         "as_of_date": "2025-11-03", "symbol": "BHP", "yahoo_ticker": "BHP.AX",
         "company_name": "BHP Group", "gics_industry_group": "Materials", "listing_date": None,
@@ -436,7 +445,7 @@ def test_0005_upgrades_a_database_migrated_to_0004(postgres_dsn: str, tmp_path: 
     assert "asx_symbols lacks column(s) snapshot_captured_on, snapshot_after_session" in message
     assert message.endswith("run `asx-pipeline db migrate` first.")
 
-    assert apply_migrations(postgres_dsn) == ["0005_directory_snapshots.sql"]
+    assert apply_migrations(postgres_dsn)[0] == "0005_directory_snapshots.sql"
 
     PostgresWarehouse(postgres_dsn).check_schema()
     stored = query(
@@ -460,3 +469,63 @@ def test_0005_upgrades_a_database_migrated_to_0004(postgres_dsn: str, tmp_path: 
             backend.replace_window(ASX_SYMBOLS, window, frame)
             for reader in backends:
                 pd.testing.assert_frame_equal(reader.read_window(ASX_SYMBOLS, window), frame)
+
+
+def test_0006_moves_stored_prices_into_month_partitions(postgres_dsn: str, tmp_path: Path) -> None:
+    """Every stored bar survives the move; the table keeps its RLS, policies and grants, its
+    partitions are out of the API roles' reach, and both backends write new months."""
+    migrate_before(postgres_dsn, tmp_path, "0006")
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        for day, symbols in (("2025-10-31", ("BHP", "CBA")), ("2025-11-03", ("BHP", "CSL"))):
+            rows = [price_row(day, symbol, 40.5 + i) for i, symbol in enumerate(symbols)]
+            conn.execute(
+                "SELECT public.replace_daily_prices_window(%s, (%s::date + 1), %s)",
+                [day, day, json.dumps(rows)],
+            )
+    every_bar = "SELECT * FROM daily_prices ORDER BY trade_date, symbol"
+    stored = query(postgres_dsn, every_bar)
+    assert len(stored) == 4
+
+    assert apply_migrations(postgres_dsn) == ["0006_monthly_price_partitions.sql"]
+
+    assert query(postgres_dsn, every_bar) == stored
+    kind = "SELECT relkind::text FROM pg_class WHERE oid = 'public.daily_prices'::regclass"
+    assert query(postgres_dsn, kind) == [("p",)]
+    partitions = query(
+        postgres_dsn,
+        "SELECT n.nspname || '.' || c.relname FROM pg_inherits i JOIN pg_class c "
+        "ON c.oid = i.inhrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE i.inhparent = 'public.daily_prices'::regclass ORDER BY 1",
+    )
+    assert partitions == [
+        ("asx_private.daily_prices_p202510",),
+        ("asx_private.daily_prices_p202511",),
+    ]
+    policies = query(
+        postgres_dsn,
+        "SELECT policyname FROM pg_policies WHERE schemaname = 'public' "
+        "AND tablename = 'daily_prices' ORDER BY 1",
+    )
+    assert policies == [("daily_prices_read",), ("daily_prices_service",)]
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        for role in ("anon", "authenticated", "service_role"):
+            conn.execute(f"SET ROLE {role}")
+            if role != "service_role":  # anon and authenticated read through the table...
+                assert conn.execute("SELECT count(*) FROM daily_prices").fetchone() == (4,)
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):  # ...never a partition
+                conn.execute("SELECT count(*) FROM asx_private.daily_prices_p202511")
+            conn.execute("RESET ROLE")
+
+    PostgresWarehouse(postgres_dsn).check_schema()
+    with respx.mock(assert_all_called=False) as router:
+        FakePostgrest(postgres_dsn).install(router)
+        backends = [PostgresWarehouse(postgres_dsn), SupabaseRestWarehouse(URL, KEY)]
+        # December and January: months with no partition yet, written by each backend.
+        for window in (Window(dt.date(2025, 12, 1), dt.date(2025, 12, 3)),
+                       Window(dt.date(2026, 1, 5), dt.date(2026, 1, 6))):  # fmt: skip
+            for backend in backends:
+                frame = conform_frame(DAILY_PRICES, window, make_frame(DAILY_PRICES, window, 3))
+                backend.replace_window(DAILY_PRICES, window, frame)
+                for reader in backends:
+                    pd.testing.assert_frame_equal(reader.read_window(DAILY_PRICES, window), frame)
+    assert len(query(postgres_dsn, every_bar)) == 4 + 2 * 3 + 3

@@ -18,7 +18,7 @@ from asx_pipeline.warehouse.frames import (
     conform_frame,
     empty_frame,
 )
-from asx_pipeline.warehouse.postgres_backend import PostgresWarehouse
+from asx_pipeline.warehouse.postgres_backend import REBUILD_MIN_ROWS, PostgresWarehouse
 from asx_pipeline.warehouse.tables import ASX_SYMBOLS, DAILY_PRICES, TABLES, TableSpec
 from asx_pipeline_tests.warehouse.sample_frames import make_frame, window_of
 
@@ -26,11 +26,16 @@ from asx_pipeline_tests.warehouse.sample_frames import make_frame, window_of
 ALL_TABLES = [table for table in TABLES.values() if not table.append_only]
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
+@pytest.fixture(params=["duckdb", "postgres", "postgres-rebuild"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> WarehouseBackend:
     if request.param == "duckdb":
         return DuckDBWarehouse(tmp_path / "warehouse.duckdb")
-    return PostgresWarehouse(request.getfixturevalue("migrated_dsn"))
+    # postgres-rebuild: every write of daily_prices that covers a month's stored rows rebuilds
+    # the month and swaps it in, as a large one does (postgres_backend.py).
+    rebuild_min_rows = 1 if request.param == "postgres-rebuild" else REBUILD_MIN_ROWS
+    return PostgresWarehouse(
+        request.getfixturevalue("migrated_dsn"), rebuild_min_rows=rebuild_min_rows
+    )
 
 
 def replace(
