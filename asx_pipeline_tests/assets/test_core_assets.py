@@ -114,13 +114,16 @@ def test_only_one_window_is_replaced(core) -> None:
 
 
 def test_unfinished_session_fails_and_writes_nothing(core) -> None:
-    market_data = MarketDataResource(source="sample", universe="top:5", data_delay_minutes=1440)
+    # Two weeks of delay: the latest session up to today is unfinished on any day of the week
+    # (a day's delay passed a Friday's session on the Sunday; no ASX break is 10 days long).
+    delay = 14 * 24 * 60
+    market_data = MarketDataResource(source="sample", universe="top:5", data_delay_minutes=delay)
     today = sessions_between(dt.date.today() - dt.timedelta(days=10), dt.date.today())[-1]
     result = core.materialize(today, today, market_data=market_data, raise_on_error=False)
     assert not result.success
     message = failure_text(result)
     assert f"{today.isoformat()} is not final yet: it can be materialised from " in message
-    assert "1440 minutes after its" in message
+    assert f"{delay} minutes after its" in message
     assert core.read("asx_symbols", today, today).empty
 
 
