@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 import psycopg
+import pytest
 
 from asx_pipeline.warehouse.frames import Window, conform_frame
 from asx_pipeline.warehouse.postgres_backend import REBUILD_MIN_ROWS, PostgresWarehouse
@@ -54,6 +55,22 @@ def partition_indexes(dsn: str, name: str) -> list[tuple[str, bool]]:
     return [tuple(row) for row in rows]
 
 
+def assert_read_only_through_the_table(dsn: str, partition: str, rows: int) -> None:
+    """A rebuilt partition is a table the writer created, not the migration: the API roles still
+    read the month through daily_prices and its policies, and never the partition itself."""
+    month = f"'{partition[-6:-2]}-{partition[-2:]}-01'::date"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for role in ("anon", "authenticated"):
+            conn.execute(f"SET ROLE {role}")
+            assert conn.execute(
+                f"SELECT count(*) FROM daily_prices WHERE trade_date >= {month} "
+                f"AND trade_date < {month} + interval '1 month'"
+            ).fetchone() == (rows,)
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(f"SELECT count(*) FROM asx_private.{partition}")
+            conn.execute("RESET ROLE")
+
+
 def sorted_rows(rows: pd.DataFrame) -> pd.DataFrame:
     return rows.sort_values(list(DAILY_PRICES.key), ignore_index=True)
 
@@ -86,6 +103,9 @@ def test_a_write_covering_a_month_rebuilds_it_and_keeps_what_it_does_not_bring(
         ("daily_prices_p202511_pkey", True),
         ("daily_prices_p202511_symbol_idx", True),
     ]
+
+    november = expected["trade_date"].between(NOVEMBER.start, NOVEMBER.end, inclusive="left")
+    assert_read_only_through_the_table(migrated_dsn, "daily_prices_p202511", int(november.sum()))
 
     # Rebuilt again (the indexes' names are free again), and a rerun gives the same rows.
     warehouse.replace_window(DAILY_PRICES, NOVEMBER, incoming)
