@@ -12,15 +12,18 @@ uncommitted transaction (and its temporary table, and any table it created) when
 dies. MERGE needs Postgres 15 or later.
 
 A table stored in monthly partitions (`TableSpec.monthly_partitions`: daily_prices) gets the
-partitions its rows need first (asx_private.ensure_month_partitions, the migrations' SQL function),
-and a write of at least REBUILD_MIN_ROWS rows rebuilds each month whose stored rows all lie in the
-window, in the same transaction: the month's rows are COPYed into a new table, the stored rows of
-the month they do not replace are copied beside them, the indexes are built, and the new table is
-swapped in for the month's partition (DETACH, DROP, ATTACH: all the DDL at the end, because DETACH
-locks the whole table against readers until COMMIT). Writing a month whole and indexing it once is
+partitions its rows need first, in a short transaction of their own (asx_private.
+ensure_month_partitions, the migrations' SQL function: creating a partition locks the table
+against readers until COMMIT), and a write of at least REBUILD_MIN_ROWS rows rebuilds each month
+whose stored rows all lie in the window, in the write's transaction: the table is locked against
+other writers (SHARE; readers go on), the month's rows are COPYed into a new table, the stored
+rows of the month they do not replace are copied beside them, the indexes are built, the window's
+other months are merged, and last the new table is swapped in for the month's partition (DETACH,
+DROP, ATTACH, right before COMMIT, because DETACH locks the whole table against readers until
+then). Writing a month whole and indexing it once is
 what COPY into an empty table costs; an UPDATE of every row costs a new row version, two index
 entries and the WAL of each (a refetch of daily_prices changes every row's ingested_at, and ran
-at 0.27x COPY's rate through MERGE). The other months of the write are merged as above. One
+at 0.27x COPY's rate through MERGE). One
 caveat, TRUNCATE's: a REPEATABLE READ or SERIALIZABLE transaction whose snapshot predates the swap
 but which first reads the table after it sees a rebuilt month empty (one that read the table
 before holds a lock the swap waits for; READ COMMITTED readers, PostgREST's and this code's, see
@@ -236,52 +239,77 @@ class PostgresWarehouse:
         window: Window,
         frame: pd.DataFrame,
     ) -> None:
+        if table.monthly_partitions:
+            self._ensure_month_partitions(conn, table, frame)
         with conn.transaction():
             self._begin(conn)
-            empty = _lock_and_find_window_empty(conn, table, window)
-            if table.monthly_partitions:
-                _ensure_month_partitions(conn, table, frame)
-            if empty:
+            if _lock_and_find_window_empty(conn, table, window):
                 # Nothing stored to replace (a first load): straight into the table.
                 self._copy(conn, table, frame, into=_stored(table))
                 return
+            rebuilt: list[dt.date] = []
+            merged = window
             if table.monthly_partitions and len(frame) >= self.rebuild_min_rows:
-                frame = self._rebuild_months(conn, table, window, frame)
-                if frame.empty:
-                    return
-            conn.execute(_create_stage_sql(table))
-            self._copy(conn, table, frame, into=_stage(table))
-            # One round trip for both statements (no parameters: the dates travel as literals).
-            conn.execute(_apply_stage_sql(table, window))
+                frame, rebuilt = self._build_months(conn, table, window, frame)
+                merged = _months_span(window, _months(table, frame))
+            # An empty frame still runs the merge (for a table scoped otherwise than by its key,
+            # it clears the window); one whose rows were all rebuilt has nothing left to merge.
+            if not (rebuilt and frame.empty):
+                conn.execute(_create_stage_sql(table))
+                self._copy(conn, table, frame, into=_stage(table))
+                # One round trip for both statements (no parameters: the dates travel as
+                # literals).
+                conn.execute(_apply_stage_sql(table, merged))
+            if rebuilt:
+                # Last, right before COMMIT: DETACH locks the whole table against readers until
+                # then, so they wait for the swap itself (milliseconds), never for a COPY or MERGE.
+                conn.execute(sql.SQL("; ").join(_swap_partition_sql(table, m) for m in rebuilt))
 
-    def _rebuild_months(
+    def _ensure_month_partitions(
+        self, conn: psycopg.Connection[Any], table: TableSpec, frame: pd.DataFrame
+    ) -> None:
+        """Create the partitions the frame's months need, in a short transaction of their own
+        before the write: CREATE TABLE ... PARTITION OF locks the whole table against readers
+        until COMMIT, and in the write's transaction that would be for the whole COPY. Under the
+        table's lock, so that two writers never race to create one; an empty partition left by a
+        write that then failed holds nothing and is used by the next write of its month."""
+        if frame.empty:
+            return
+        with conn.transaction():
+            self._begin(conn)
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [window_lock_key(table)])
+            _ensure_month_partitions(conn, table, frame)
+
+    def _build_months(
         self,
         conn: psycopg.Connection[Any],
         table: TableSpec,
         window: Window,
         frame: pd.DataFrame,
-    ) -> pd.DataFrame:
-        """Build afresh, and swap in, each month of the frame whose stored rows all lie in the
-        window; the frame's rows of the other months are returned, for the row-by-row path.
+    ) -> tuple[pd.DataFrame, list[dt.date]]:
+        """Build afresh each month of the frame whose stored rows all lie in the window, as a new
+        table to swap in for its partition (_swap_partition_sql); returned: the frame's rows of
+        the other months, for the row-by-row path, and the months built.
 
+        First the table is locked against every other writer (SHARE: readers go on). The
+        pipeline's writers queue on the advisory lock anyway, but a write that skips it (by hand,
+        or through the API as service_role) and committed to a month after its stored rows were
+        copied across would be dropped with the old partition; locked out, it waits instead.
         Per month, into a new table that nobody sees yet: COPY the frame's rows, add the stored
         rows of the month the frame does not bring (the replace_scope rule: an absent row is "no
         news"), then the key, the symbol index and a CHECK of the month's bounds (which lets
-        ATTACH skip its scan). Only then, for all months at once: detach and drop the old
-        partition, attach the new one in its place. DETACH locks the whole table against
-        readers until COMMIT, so it comes last, right before COMMIT: readers wait for the swap
-        itself (milliseconds), never for the COPY.
+        ATTACH skip its scan).
         """
         months = _months(table, frame)
+        conn.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(_stored(table)))
         rebuilt = _covered_months(conn, table, window, sorted(set(months)))
         if not rebuilt:
-            return frame
+            return frame, []
         conn.execute(sql.SQL("; ").join(_create_next_partition_sql(table, m) for m in rebuilt))
         for month in rebuilt:
             self._copy(conn, table, frame[months == month], into=_next_partition(table, month))
         conn.execute(sql.SQL("; ").join(_finish_next_partition_sql(table, m) for m in rebuilt))
-        conn.execute(sql.SQL("; ").join(_swap_partition_sql(table, m) for m in rebuilt))
-        return frame[~months.isin(rebuilt)]
+        return frame[~months.isin(rebuilt)], rebuilt
 
     def _append(self, conn: psycopg.Connection[Any], table: TableSpec, frame: pd.DataFrame) -> int:
         part = table.partition_column
@@ -555,6 +583,15 @@ def _months(table: TableSpec, frame: pd.DataFrame) -> pd.Series:
     return pd.Series(firsts.dt.date, index=frame.index)
 
 
+def _months_span(window: Window, months: pd.Series) -> Window:
+    """The part of the window that the given months cover (the window if there are none): what
+    the merge of the months not rebuilt joins against, so that it never reads the rebuilt ones.
+    Every row of those months lies in it, so their keys are matched exactly as in the window."""
+    if months.empty:
+        return window
+    return Window(max(window.start, months.min()), min(window.end, _next_month(months.max())))
+
+
 def _next_month(month: dt.date) -> dt.date:
     return (month.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
 
@@ -563,7 +600,7 @@ def _ensure_month_partitions(
     conn: psycopg.Connection[Any], table: TableSpec, frame: pd.DataFrame
 ) -> None:
     """Create the partitions the frame's months need (the migrations' SQL function, which the
-    REST functions call too), after the table's lock: two writers never race to create one."""
+    REST functions call too)."""
     if frame.empty:
         return
     dates = frame[table.partition_column]

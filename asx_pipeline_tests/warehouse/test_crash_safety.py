@@ -16,6 +16,7 @@ import pytest
 from asx_pipeline.warehouse.frames import conform_frame
 from asx_pipeline.warehouse.postgres_backend import REBUILD_MIN_ROWS, PostgresWarehouse
 from asx_pipeline.warehouse.tables import DAILY_PRICES
+from asx_pipeline_tests.warehouse.partitions import oids
 from asx_pipeline_tests.warehouse.sample_frames import make_frame, window_of
 
 KILLS = 12  # per way of writing
@@ -65,9 +66,13 @@ def test_sigkill_during_window_replace_leaves_old_or_new_rows(
     new_print = fingerprint(migrated_dsn)
     # Timed over stored rows, as the writer below always writes (staged and merged), not the
     # first write into the empty window (a plain COPY, quicker): the kills span its writes.
+    partitions = oids(migrated_dsn)
     started = time.perf_counter()
     warehouse.replace_window(DAILY_PRICES, WINDOW, old)
     write_seconds = time.perf_counter() - started
+    # The path the ids say: a rebuilt month is a new table, a merged one the same.
+    rebuilt = oids(migrated_dsn) != partitions
+    assert rebuilt == (rebuild_min_rows == 1)
     old_print = fingerprint(migrated_dsn)
     assert old_print != new_print
 

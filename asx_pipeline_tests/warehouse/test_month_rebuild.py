@@ -20,6 +20,7 @@ import pytest
 from asx_pipeline.warehouse.frames import Window, conform_frame
 from asx_pipeline.warehouse.postgres_backend import REBUILD_MIN_ROWS, PostgresWarehouse
 from asx_pipeline.warehouse.tables import DAILY_PRICES
+from asx_pipeline_tests.warehouse.partitions import oids
 from asx_pipeline_tests.warehouse.sample_frames import make_frame
 
 NOVEMBER = Window(dt.date(2025, 11, 1), dt.date(2025, 12, 1))
@@ -31,16 +32,6 @@ PARTITIONS = ("daily_prices_p202510", "daily_prices_p202511", "daily_prices_p202
 
 def frame(window: Window, per_day: int, version: int) -> pd.DataFrame:
     return conform_frame(DAILY_PRICES, window, make_frame(DAILY_PRICES, window, per_day, version))
-
-
-def oids(dsn: str) -> dict[str, int]:
-    """The table oid of each month partition of daily_prices, by name."""
-    with psycopg.connect(dsn) as conn:
-        rows = conn.execute(
-            "SELECT c.relname, c.oid::int FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-            "WHERE i.inhparent = 'public.daily_prices'::regclass"
-        ).fetchall()
-    return dict(rows)
 
 
 def partition_indexes(dsn: str, name: str) -> list[tuple[str, bool]]:
@@ -117,7 +108,8 @@ def test_a_write_covering_a_month_rebuilds_it_and_keeps_what_it_does_not_bring(
 
 def test_a_month_with_stored_rows_outside_the_window_is_merged(migrated_dsn: str) -> None:
     warehouse = PostgresWarehouse(migrated_dsn, rebuild_min_rows=1)
-    warehouse.replace_window(DAILY_PRICES, WIDE, frame(WIDE, 5, version=1))
+    stored = frame(WIDE, 5, version=1)
+    warehouse.replace_window(DAILY_PRICES, WIDE, stored)
     before = oids(migrated_dsn)
     # From 21 October to 8 December: October's stored 20th and December's stored 9th lie
     # outside the window, so those two months are merged; November is covered, and rebuilt.
@@ -129,8 +121,12 @@ def test_a_month_with_stored_rows_outside_the_window_is_merged(migrated_dsn: str
     assert after["daily_prices_p202510"] == before["daily_prices_p202510"]
     assert after["daily_prices_p202512"] == before["daily_prices_p202512"]
     assert after["daily_prices_p202511"] != before["daily_prices_p202511"]
-    read = warehouse.read_window(DAILY_PRICES, narrower)
-    pd.testing.assert_frame_equal(sorted_rows(read), sorted_rows(incoming))
+    # The window's rows are the new ones, and the two days outside it keep their stored rows.
+    outside = stored[~stored["trade_date"].between(narrower.start, narrower.end, inclusive="left")]
+    assert sorted(set(outside["trade_date"])) == [dt.date(2025, 10, 20), dt.date(2025, 12, 9)]
+    read = warehouse.read_window(DAILY_PRICES, WIDE)
+    expected = pd.concat([outside, incoming], ignore_index=True)
+    pd.testing.assert_frame_equal(sorted_rows(read), sorted_rows(expected))
 
 
 def test_a_small_write_merges_even_when_it_covers_the_month(migrated_dsn: str) -> None:
@@ -141,6 +137,33 @@ def test_a_small_write_merges_even_when_it_covers_the_month(migrated_dsn: str) -
     before = oids(migrated_dsn)
     warehouse.replace_window(DAILY_PRICES, NOVEMBER, frame(NOVEMBER, 10, version=2))
     assert oids(migrated_dsn) == before
+
+
+def test_a_row_written_beside_the_pipeline_during_a_rebuild_is_kept(migrated_dsn: str) -> None:
+    """A writer that skips the pipeline's advisory lock (SQL by hand, or the API as service_role)
+    and commits a row of the month while it is rebuilt: the rebuild waits for it and carries the
+    row across. Without the table lock the rebuild copied the month before the row was committed,
+    and the row went with the old partition."""
+    warehouse = PostgresWarehouse(migrated_dsn, rebuild_min_rows=1)
+    warehouse.replace_window(DAILY_PRICES, NOVEMBER, frame(NOVEMBER, 10, version=1))
+    with psycopg.connect(migrated_dsn) as foreign:  # one open transaction, until commit()
+        foreign.execute(
+            "CREATE TEMP TABLE beside AS SELECT * FROM public.daily_prices "
+            "WHERE trade_date = '2025-11-14' LIMIT 1; UPDATE beside SET symbol = 'BESIDE'; "
+            "INSERT INTO public.daily_prices SELECT * FROM beside"
+        )
+        rebuild = threading.Thread(
+            target=warehouse.replace_window,
+            args=(DAILY_PRICES, NOVEMBER, frame(NOVEMBER, 10, version=2)),
+        )
+        rebuild.start()
+        rebuild.join(timeout=1.0)  # it waits for the foreign writer, or would have copied by now
+        foreign.commit()
+    rebuild.join(timeout=30)
+    assert not rebuild.is_alive()
+    read = warehouse.read_window(DAILY_PRICES, NOVEMBER)
+    assert list(read.loc[read["symbol"] == "BESIDE", "trade_date"]) == [dt.date(2025, 11, 14)]
+    assert len(read) == len(frame(NOVEMBER, 10, version=2)) + 1
 
 
 def fingerprint(conn: psycopg.Connection[Any]) -> tuple[Any, ...]:
