@@ -155,7 +155,11 @@ def ensure_dagster_home() -> Path:
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists() and REPO_DAGSTER_YAML.exists():
-        shutil.copyfile(REPO_DAGSTER_YAML, config)
+        # Copied aside and renamed: a command killed mid-copy (or two copying at once) must never
+        # leave a truncated dagster.yaml that every later command would then trust.
+        partial = home / f".dagster.yaml.{os.getpid()}"
+        shutil.copyfile(REPO_DAGSTER_YAML, partial)
+        os.replace(partial, config)
     os.environ["DAGSTER_HOME"] = str(home)
     from asx_pipeline.instance import prepare_instance
 
