@@ -561,7 +561,7 @@ def _html_table(
         cells = []
         for value, charts in zip(values, charted, strict=True):
             chart = charts[index] if charts else None
-            cells.append(embed(chart) if chart else html.escape(value))
+            cells.append(embed(chart) if chart else _breakable(value))
         rows.append("<tr><td>" + "</td><td>".join(cells) + "</td></tr>")
     return (
         '<div class="scroll"><table class="data"><thead><tr>'
@@ -569,8 +569,16 @@ def _html_table(
     )
 
 
-# Phone first: the page never scrolls sideways (wide tables scroll in their own box) and the
-# charts shrink to the width.
+def _breakable(value: str) -> str:
+    """A cell's text, escaped, that may wrap after an underscore: screener names such as
+    `banks_above_trend` are one long word otherwise, and would widen their column on a phone."""
+    return html.escape(value).replace("_", "_<wbr>")
+
+
+# Phone first: the page never scrolls sideways and the charts shrink to the width. On a phone
+# the tables wrap their text (a group name takes two lines) in a smaller type, so that the
+# report's widest tables (industry groups, screener hits with their sparklines) fit 390 px; a
+# table that still does not (a screeners file with many long names) scrolls in its own box.
 _PAGE = """<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -592,7 +600,9 @@ svg.chart {{ font-family: system-ui, sans-serif; }}
 svg.spark {{ width: 120px; height: 24px; display: block; }}
 @media (max-width: 600px) {{
   body {{ font-size: 14px; padding: 0 0.5rem; }}
-  table.data th, table.data td {{ padding: 0.15rem 0.35rem; }}
+  table.data {{ font-size: 13px; }}
+  table.data th, table.data td {{ padding: 0.15rem 0.2rem; white-space: normal; }}
+  svg.spark {{ width: 56px; height: 18px; }}
 }}
 </style>
 </head>

@@ -213,7 +213,7 @@ def test_data_quality_names_what_ingestion_could_not_fetch(core, tmp_path) -> No
 
 def test_the_page_in_chromium_on_a_desktop_and_a_phone(reported) -> None:
     """Screenshots under test-output/report/ (gitignored); a phone-width page never scrolls
-    sideways and every chart fits the screen."""
+    sideways and every chart and table fits the screen."""
     from asx_pipeline_tests.deploy.test_webserver_e2e import (
         CHROMIUM,
         CHROMIUM_ARGS,
@@ -240,6 +240,12 @@ def test_the_page_in_chromium_on_a_desktop_and_a_phone(reported) -> None:
                     "s.getBoundingClientRect().right)"
                 )
                 assert len(boxes) == 4 and max(boxes) <= width
+                # Every table fits too: none has to be scrolled sideways in its own box.
+                overflowing = page.evaluate(
+                    "[...document.querySelectorAll('.scroll')].filter(s => s.scrollWidth > "
+                    "s.clientWidth).map(s => s.querySelector('th').textContent)"
+                )
+                assert overflowing == [], f"{name}: tables wider than the screen: {overflowing}"
                 assert page.locator("svg.spark").count() > 0
                 page.close()
         finally:
