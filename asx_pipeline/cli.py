@@ -201,6 +201,9 @@ def _demo(args: argparse.Namespace) -> int:
     from asx_pipeline.runs import run_job_range, summarise_tables
 
     config = settings()
+    if refusal := _sample_into_a_shared_warehouse(config):
+        print(refusal, file=sys.stderr)
+        return EXIT_USAGE
     ensure_dagster_home()
     last = latest_final_session(dt.datetime.now(dt.UTC), config.asx_data_delay_minutes)
     first = session_before(last, args.sessions - 1) or last
@@ -229,6 +232,25 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"Run ids: {history.run_id} (history), {result.run_id}")
     print("Open the UI with `make ui` and browse to http://127.0.0.1:3000")
     return 0
+
+
+def _sample_into_a_shared_warehouse(config: Settings) -> str | None:
+    """Why the demo must not run, if its synthetic prices would land in Supabase/Postgres.
+
+    `make demo` forces the sample source, but the warehouse follows SUPABASE_DB_URL/SUPABASE_URL
+    (the environment or a .env file): there, the sample's made-up bars for BHP, CBA and the rest
+    would replace the real ones of the same sessions. The demo is for the embedded DuckDB file.
+    """
+    if config.asx_market_data != "sample" or config.warehouse_backend == "duckdb":
+        return None
+    variable = "SUPABASE_DB_URL" if config.warehouse_backend == "postgres" else "SUPABASE_URL"
+    return (
+        f"asx-pipeline demo: refused: {variable} is set, so the demo's sample prices, which are "
+        "synthetic, would replace real rows in that warehouse (the sample uses real ASX codes "
+        "such as BHP and CBA). The demo writes into the embedded DuckDB file: run it where "
+        "neither SUPABASE_DB_URL nor SUPABASE_URL is set, in the environment or a .env file, or "
+        "set ASX_MARKET_DATA=yahoo for a demo on real prices. Nothing was written."
+    )
 
 
 ANALYTICS_TABLES = ("daily_indicators", "market_breadth", "screener_results", "daily_report")

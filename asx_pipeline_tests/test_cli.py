@@ -198,3 +198,28 @@ def test_a_failed_steps_summary_is_its_own_error_not_the_retry_count() -> None:
         "https://example.invalid/dir.csv: ConnectionError"
     )
     assert failure_reason(None) == "unknown error"
+
+
+@pytest.mark.parametrize("where", ["environment", "dotenv"])
+def test_the_demo_never_writes_sample_prices_into_supabase(tmp_path, where):
+    """`make demo` forces the sample source; with a Supabase warehouse configured, in the
+    environment or a .env file, its synthetic bars would replace real ones: refused, by name."""
+    password = "s3cret-demo-pw"
+    settings = {
+        "SUPABASE_DB_URL": f"postgresql://postgres:{password}@127.0.0.1:5432/postgres",
+    }
+    if where == "dotenv":
+        (tmp_path / ".env").write_text(
+            "SUPABASE_URL=https://abcdefghijkl.supabase.co\n"
+            f"SUPABASE_SERVICE_ROLE_KEY={password}\n"
+        )
+        settings = {}
+    completed = _cli(tmp_path, "demo", "--sessions", "1", **settings)
+    variable = "SUPABASE_DB_URL" if where == "environment" else "SUPABASE_URL"
+    assert completed.returncode == 2, completed.stderr[-3000:]
+    assert f"asx-pipeline demo: refused: {variable} is set" in completed.stderr
+    assert "Nothing was written." in completed.stderr
+    assert password not in completed.stdout + completed.stderr
+    # Refused before anything was prepared: no instance, no warehouse file, no run.
+    assert not (tmp_path / "dagster_home").exists()
+    assert not (tmp_path / "data").exists()
