@@ -146,6 +146,7 @@ def _rows(materializations) -> dict[str, int]:
 def through_cli(env: dict[str, str], selected: list[str], first: dt.date, last: dt.date):
     """(wall seconds, seconds per step) of `dagster asset materialize` over first..last."""
     from dagster import DagsterEventType, DagsterInstance
+    from refresh import scratch_of
 
     command = [
         str(Path(sys.executable).with_name("dagster")), "asset", "materialize",
@@ -154,7 +155,7 @@ def through_cli(env: dict[str, str], selected: list[str], first: dt.date, last: 
           else ["--partition-range", f"{first}...{last}"]),
     ]  # fmt: skip
     started = time.perf_counter()
-    done = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True)
+    done = subprocess.run(command, env=env, cwd=scratch_of(env), capture_output=True, text=True)
     wall = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")

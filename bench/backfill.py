@@ -118,7 +118,7 @@ def _run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
 
 def _run_cli(args: argparse.Namespace) -> float:
     """Seconds of `dagster asset materialize` over the whole range, as a person types it."""
-    from refresh import REPO_ROOT, user_environment
+    from refresh import scratch_of, user_environment
 
     sessions = _sessions(args.years)
     with tempfile.TemporaryDirectory() as scratch:
@@ -134,7 +134,9 @@ def _run_cli(args: argparse.Namespace) -> float:
             "--partition-range", f"{sessions[0]}...{sessions[-1]}",
         ]  # fmt: skip
         started = time.perf_counter()
-        subprocess.run(command, env=env, cwd=REPO_ROOT, check=True, capture_output=True, text=True)
+        subprocess.run(
+            command, env=env, cwd=scratch_of(env), check=True, capture_output=True, text=True
+        )
         return time.perf_counter() - started
 
 

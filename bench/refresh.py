@@ -62,7 +62,8 @@ EXECUTORS: dict[str, tuple[str, list[str], str]] = {
 def user_environment(root: Path, symbols: int, **settings: str) -> dict[str, str]:
     """A fresh DAGSTER_HOME (the repo's dagster.yaml) and data folder under `root`, and the
     environment of a shell that runs the sample source there: no inherited ASX_/SUPABASE_
-    setting can point a benchmark at real data."""
+    setting can point a benchmark at real data. Run the commands in `scratch_of(env)`, not in
+    the repo, where a .env file could point them at the user's Supabase all the same."""
     home, data = root / "dagster_home", root / "data"
     home.mkdir(exist_ok=True)
     data.mkdir(exist_ok=True)
@@ -79,6 +80,12 @@ def user_environment(root: Path, symbols: int, **settings: str) -> dict[str, str
     return env
 
 
+def scratch_of(env: dict[str, str]) -> Path:
+    """The folder `user_environment` made: the working directory of a benchmark's commands
+    (Dagster's CLI and settings.py read a .env from the working directory)."""
+    return Path(env["DAGSTER_HOME"]).parent
+
+
 def materialize(
     env: dict[str, str], selection: str, variant: tuple[list[str], str]
 ) -> tuple[float, dict[str, float]]:
@@ -93,7 +100,7 @@ def materialize(
     started = time.perf_counter()
     done = subprocess.run(
         command, env={**env, "ASX_EXECUTOR": executor}, capture_output=True, text=True,
-        check=False, cwd=REPO_ROOT,
+        check=False, cwd=scratch_of(env),
     )  # fmt: skip
     wall = time.perf_counter() - started
     if done.returncode != 0:
