@@ -207,3 +207,39 @@ def test_dates_read_back_as_pandas_would_make_them(values: list[object]) -> None
 
     pd.testing.assert_series_equal(got, expected, check_exact=True)
     assert [repr(value) for value in got] == [repr(value) for value in expected]
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        # As DuckDB reads a DATE back: datetime64[us], with a day before 1970 and a missing one.
+        pd.Series(pd.to_datetime(["2024-03-01", None, "1969-12-31", "2024-03-01"])).astype(
+            "datetime64[us]"
+        ),
+        # A stamp with a time of day, in a zone: `.date()` is the day where the stamp is.
+        pd.Series(pd.to_datetime(["2025-01-02 23:30", "1960-03-04 00:15"])).dt.tz_localize(
+            "Australia/Sydney"
+        ),
+    ],
+    ids=["datetime64-us-read-back", "zoned-stamps"],
+)
+def test_typed_date_columns_read_back_as_pandas_would_make_them(column: pd.Series) -> None:
+    """A column that is datetime64 already takes coerce_types' shortcut (no re-parsing): the
+    same values and missing markers as `.dt.date`."""
+    frame = pd.DataFrame({"trade_date": column.set_axis(range(5, 5 + len(column)))})
+    expected = frame["trade_date"].dt.date.astype("object")
+
+    got = coerce_types(DAILY_PRICES, frame)["trade_date"]
+
+    pd.testing.assert_series_equal(got, expected, check_exact=True)
+    assert [repr(value) for value in got] == [repr(value) for value in expected]
+
+
+def test_zoned_timestamps_read_back_in_utc_nanoseconds() -> None:
+    """`ingested_at` as DuckDB reads it back (µs, UTC) and as a caller may pass it (another
+    zone): the same instants, as datetime64[ns, UTC]."""
+    stamps = pd.Series(pd.to_datetime(["2025-11-14 06:30:00.123456", None], utc=True))
+    for column in (stamps.dt.as_unit("us"), stamps.dt.tz_convert("Australia/Sydney")):
+        got = coerce_types(DAILY_PRICES, pd.DataFrame({"ingested_at": column}))["ingested_at"]
+        assert str(got.dtype) == "datetime64[ns, UTC]"
+        pd.testing.assert_series_equal(got, stamps.dt.as_unit("ns"), check_names=False)
