@@ -205,9 +205,9 @@ def test_the_demo_never_writes_sample_prices_into_supabase(tmp_path, where):
     """`make demo` forces the sample source; with a Supabase warehouse configured, in the
     environment or a .env file, its synthetic bars would replace real ones: refused, by name."""
     password = "s3cret-demo-pw"
-    settings = {
-        "SUPABASE_DB_URL": f"postgresql://postgres:{password}@127.0.0.1:5432/postgres",
-    }
+    # A closed port: were the refusal broken, the demo fails there instead of writing its sample
+    # rows into a real database of this machine.
+    settings = {"SUPABASE_DB_URL": f"postgresql://postgres:{password}@127.0.0.1:1/postgres"}
     if where == "dotenv":
         (tmp_path / ".env").write_text(
             "SUPABASE_URL=https://abcdefghijkl.supabase.co\n"
