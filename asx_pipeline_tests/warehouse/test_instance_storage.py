@@ -63,6 +63,11 @@ def test_production_settings_match_the_local_ones() -> None:
     deploy = yaml.safe_load(DEPLOY_DAGSTER_YAML.read_text())
     local = yaml.safe_load(LOCAL_DAGSTER_YAML.read_text())
     assert deploy["telemetry"] == {"enabled": False}
+    # The local instance class only changes the storage used when none is named (SQLite).
+    assert local.pop("instance_class") == {
+        "module": "asx_pipeline.instance_storage",
+        "class": "LocalInstance",
+    }
     for section in set(local) - {"storage"}:
         assert deploy.get(section) == local[section], section
     assert set(deploy) - set(local) == {"storage"}
