@@ -15,7 +15,8 @@ the warehouse. Each scenario then materialises the core assets (`asx_symbols`, `
 
 It prints wall seconds, the derived/core ratio, seconds per step and the rows written. Peak RSS
 (which includes about 250 MB of imported Dagster/pandas) is printed for the in-process runs.
-Run: `.venv/bin/python bench/analytics.py [--only range|daily]`. It asserts nothing.
+Run: `.venv/bin/python bench/analytics.py [--only range|daily] [--repeat N]` (N pairs of runs
+per path, each pair's ratio printed). It asserts nothing.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -83,7 +85,8 @@ def fill_lookback(path: Path, symbols: int, first: dt.date) -> float:
 
 
 def run(path: Path, symbols: int, first: dt.date, last: dt.date) -> dict[str, object]:
-    """The core assets, then the derived ones, over first..last: two runs in this process."""
+    """The core assets, then the derived ones, over first..last: two runs in this process, on
+    a fresh ephemeral instance."""
     from dagster import AssetSelection, DagsterEventType, DagsterInstance, materialize
 
     from asx_pipeline.assets.breadth import market_breadth
@@ -173,7 +176,10 @@ def through_cli(env: dict[str, str], selected: list[str], first: dt.date, last: 
     return round(wall, 2), steps
 
 
-def scenario(name: str, symbols: int, first: dt.date, last: dt.date) -> None:
+def scenario(name: str, symbols: int, first: dt.date, last: dt.date, repeat: int = 1) -> None:
+    """`repeat` pairs (core, then derived) on each path. A pair runs back to back, so that the
+    box speeding up or slowing down (by a third within a minute on this VM) weighs on both of
+    its figures alike; every pair's ratio is printed, and the median of each figure."""
     from refresh import user_environment
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -185,30 +191,43 @@ def scenario(name: str, symbols: int, first: dt.date, last: dt.date) -> None:
         in_process_path = root / "in_process" / "warehouse.duckdb"
         in_process_path.parent.mkdir()
         shutil.copyfile(cli_path, in_process_path)
-        child = subprocess.run(
-            [sys.executable, __file__, "--run", str(in_process_path), str(symbols),
-             first.isoformat(), last.isoformat()],
-            check=True, capture_output=True, text=True,
-        )  # fmt: skip
-        in_process = json.loads(child.stdout.strip().splitlines()[-1])
-        cli = {part: through_cli(env, selected, first, last)
-               for part, selected in (("core", CORE), ("derived", ANALYTICS))}  # fmt: skip
+        cli_pairs, in_process_pairs = [], []
+        for _ in range(repeat):
+            cli_pairs.append(
+                {part: through_cli(env, selected, first, last)
+                 for part, selected in (("core", CORE), ("derived", ANALYTICS))}
+            )  # fmt: skip
+            child = subprocess.run(
+                [sys.executable, __file__, "--run", str(in_process_path), str(symbols),
+                 first.isoformat(), last.isoformat()],
+                check=True, capture_output=True, text=True,
+            )  # fmt: skip
+            in_process_pairs.append(json.loads(child.stdout.strip().splitlines()[-1]))
     print(f"{name}: {symbols} symbols, {first} .. {last}")
     print(f"  lookback filled (untimed setup): {filled:.1f} s")
-    print(f"  {'path':<52} {'core s':>8} {'derived s':>10} {'derived/core':>13}")
+    print(f"  {'path (median of ' + str(repeat) + ')':<52} {'core s':>8} {'derived s':>10} "
+          f"{'derived/core':>13}  each pair")  # fmt: skip
     paths = {
-        "dagster asset materialize (fresh process, instance)": (
-            cli["core"][0], cli["derived"][0]
-        ),
-        "in one process, ephemeral instance": (
-            in_process["core"]["wall_seconds"], in_process["derived"]["wall_seconds"]
-        ),
-    }  # fmt: skip
-    for label, (core, derived) in paths.items():
-        print(f"  {label:<52} {core:>8.1f} {derived:>10.1f} {derived / core:>12.2f}x")
-    print(f"  steps through dagster asset materialize (s): {cli['core'][1] | cli['derived'][1]}")
+        "dagster asset materialize (fresh process, instance)": [
+            (pair["core"][0], pair["derived"][0]) for pair in cli_pairs
+        ],
+        "in one process, ephemeral instance": [
+            (pair["core"]["wall_seconds"], pair["derived"]["wall_seconds"])
+            for pair in in_process_pairs
+        ],
+    }
+    for label, pairs in paths.items():
+        core = statistics.median(c for c, _ in pairs)
+        derived = statistics.median(d for _, d in pairs)
+        each = " ".join(f"{d / c:.2f}x" for c, d in pairs)
+        print(f"  {label:<52} {core:>8.1f} {derived:>10.1f} {derived / core:>12.2f}x  {each}")
+    cli, in_process = cli_pairs[-1], in_process_pairs[-1]
     print(
-        "  steps in one process (s): "
+        f"  steps through dagster asset materialize, last pair (s): "
+        f"{cli['core'][1] | cli['derived'][1]}"
+    )
+    print(
+        "  steps in one process, last pair (s): "
         f"{in_process['core']['steps'] | in_process['derived']['steps']}"
     )
     print(f"  rows written: {in_process['core']['rows'] | in_process['derived']['rows']}")
@@ -219,6 +238,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", nargs=4, metavar=("PATH", "SYMBOLS", "FIRST", "LAST"))
     parser.add_argument("--only", choices=("range", "daily"))
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="core/derived pairs per path (median shown)"
+    )
     args = parser.parse_args()
     if args.run:
         path, symbols, first, last = args.run
@@ -228,9 +250,9 @@ def main() -> None:
         print(json.dumps(figures))
         return
     if args.only != "daily":
-        scenario("Two-year range", 200, RANGE_FIRST, RANGE_LAST)
+        scenario("Two-year range", 200, RANGE_FIRST, RANGE_LAST, args.repeat)
     if args.only != "range":
-        scenario("Daily run", 2000, DAILY_DAY, DAILY_DAY)
+        scenario("Daily run", 2000, DAILY_DAY, DAILY_DAY, args.repeat)
 
 
 if __name__ == "__main__":
