@@ -18,7 +18,12 @@ from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
 )
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
-from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
+from dagster._core.storage.sqlite_storage import (
+    DagsterSqliteStorage,
+    _event_logs_directory,
+    _runs_directory,
+    _schedule_directory,
+)
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -58,6 +63,10 @@ __all__ = [
     "SqliteEventLogStorage",
     "SqliteRunStorage",
     "SqliteScheduleStorage",
+    # Where DagsterSqliteStorage keeps runs, event logs and schedules under its base_dir.
+    "_event_logs_directory",
+    "_runs_directory",
+    "_schedule_directory",
     # The id of a run submitted with `dagster job launch`, known before it is queued.
     "make_new_run_id",
 ]

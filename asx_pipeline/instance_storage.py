@@ -45,6 +45,9 @@ from asx_pipeline.dagster_compat import (
     SqliteEventLogStorage,
     SqliteRunStorage,
     SqliteScheduleStorage,
+    _event_logs_directory,
+    _runs_directory,
+    _schedule_directory,
 )
 
 # Run databases whose engines a process keeps besides the index: a run writes to its own and
@@ -171,12 +174,10 @@ class PooledSqliteStorage(DagsterSqliteStorage):
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
         # Dagster's __init__ with the pooled storages, in Dagster's folders.
         self.base_dir = base_dir
-        self._run_storage = PooledSqliteRunStorage.from_local(os.path.join(base_dir, "history"))
-        self._event_log_storage = PooledSqliteEventLogStorage(
-            os.path.join(base_dir, "history", "runs")
-        )
+        self._run_storage = PooledSqliteRunStorage.from_local(_runs_directory(base_dir))
+        self._event_log_storage = PooledSqliteEventLogStorage(_event_logs_directory(base_dir))
         self._schedule_storage = PooledSqliteScheduleStorage.from_local(
-            os.path.join(base_dir, "schedules")
+            _schedule_directory(base_dir)
         )
         self._inst_data = inst_data
         super(DagsterSqliteStorage, self).__init__()
@@ -185,8 +186,8 @@ class PooledSqliteStorage(DagsterSqliteStorage):
     def from_config_value(
         cls, inst_data: ConfigurableClassData | None, config_value: dict[str, Any]
     ) -> PooledSqliteStorage:
-        os.makedirs(config_value["base_dir"], exist_ok=True)
-        return cls(config_value["base_dir"], inst_data=inst_data)
+        # Dagster's names DagsterSqliteStorage itself rather than `cls`.
+        return cls.from_local(inst_data=inst_data, **config_value)
 
 
 class LocalInstance(DagsterInstance):
